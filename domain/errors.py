@@ -1,0 +1,114 @@
+"""Expected failures of the use cases, each carrying the data a client needs to act on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from domain.money import Money
+
+
+@dataclass
+class DomainError(Exception):
+    """An expected failure: the request was refused and nothing changed."""
+
+    message: str = field(init=False, default="The request was refused.")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class InvalidValue(DomainError):
+    """A value that breaks a rule of its own (an amount, a name, a currency code...)."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        self.message = self.reason
+
+
+@dataclass
+class InvalidInput(DomainError):
+    """An input field, named by its dotted path inside the request, that cannot be accepted."""
+
+    field: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        self.message = self.reason
+
+
+@dataclass
+class AmountOutOfRange(DomainError):
+    """An amount, or the balance it would lead to, does not fit 64 bits of minor units."""
+
+    def __post_init__(self) -> None:
+        self.message = "The amount is too large."
+
+
+@dataclass
+class SameAccountTransfer(DomainError):
+    def __post_init__(self) -> None:
+        self.message = "The destination must be another account than the source."
+
+
+@dataclass
+class AccountNotFound(DomainError):
+    account_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "No such account."
+
+
+@dataclass
+class AccountClosed(DomainError):
+    account_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "The account is closed."
+
+
+@dataclass
+class AccountNotEmpty(DomainError):
+    account_id: int
+    balance: Money
+
+    def __post_init__(self) -> None:
+        self.message = f"The account still holds {self.balance}; only an empty one can be closed."
+
+
+@dataclass
+class InsufficientFunds(DomainError):
+    account_id: int
+    available: Money
+    requested: Money
+
+    def __post_init__(self) -> None:
+        self.message = f"The account holds {self.available}, less than {self.requested}."
+
+
+@dataclass
+class CurrencyMismatch(DomainError):
+    expected: str
+    received: str
+
+    def __post_init__(self) -> None:
+        self.message = f"Expected an amount in {self.expected}, received {self.received}."
+
+
+@dataclass
+class IdempotencyConflict(DomainError):
+    idempotency_key: str
+
+    def __post_init__(self) -> None:
+        self.message = "This idempotency key was already used for a different request."
+
+
+class LedgerInvariantBroken(Exception):
+    """A bug, not a user error: the ledger refused to record something inconsistent."""
+
+
+class DuplicateRequest(Exception):
+    """A concurrent request committed the same unique value first (an idempotency key, an email)."""

@@ -1,0 +1,140 @@
+"""Double-entry bookkeeping: a movement is a transaction whose entries sum to zero."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from domain.errors import InvalidValue, LedgerInvariantBroken
+from domain.model import Account, AccountId, UserId
+from domain.money import Money
+
+TransactionId = NewType("TransactionId", int)
+EntryId = NewType("EntryId", int)
+
+
+class TransactionKind(StrEnum):
+    DEPOSIT = "DEPOSIT"
+    WITHDRAWAL = "WITHDRAWAL"
+    TRANSFER = "TRANSFER"
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A client's key for one request, and a digest of that request to tell retries apart."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    account_id: AccountId
+    amount: Money
+    balance_after: Money
+
+
+@dataclass(frozen=True, slots=True)
+class NewTransaction:
+    """A transaction ready to be recorded; it cannot be built unbalanced."""
+
+    kind: TransactionKind
+    amount: Money
+    source_account_id: AccountId | None
+    destination_account_id: AccountId | None
+    description: str | None
+    actor_id: UserId
+    idempotency: Idempotency | None
+    entries: tuple[NewEntry, ...]
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_positive:
+            raise LedgerInvariantBroken("a transaction moves a positive amount")
+        if len(self.entries) < 2:
+            raise LedgerInvariantBroken("a transaction has at least two entries")
+        if any(entry.amount.currency != self.amount.currency for entry in self.entries):
+            raise LedgerInvariantBroken("a transaction's entries share its currency")
+        if sum(entry.amount.minor_units for entry in self.entries) != 0:
+            raise LedgerInvariantBroken("a transaction's entries sum to zero")
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: TransactionId
+    kind: TransactionKind
+    amount: Money
+    source_account_id: AccountId | None
+    destination_account_id: AccountId | None
+    description: str | None
+    actor_id: UserId
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of an account's statement: a signed amount and the balance right after it."""
+
+    id: EntryId
+    transaction_id: TransactionId
+    account_id: AccountId
+    amount: Money
+    balance_after: Money
+    created_at: datetime
+
+
+def positive_amount(amount: Money) -> Money:
+    if not amount.is_positive:
+        raise InvalidValue("The amount must be greater than zero.")
+    return amount
+
+
+def check_movement(debit: Account, credit: Account, amount: Money, primary: Account) -> None:
+    """Refuse a movement in the documented order: closed, then currency, then funds."""
+    for account in (primary, debit, credit):
+        account.ensure_open()
+    primary.ensure_currency(amount.currency)
+    for account in (debit, credit):
+        primary.ensure_currency(account.currency)
+    debit.ensure_covers(amount)
+
+
+def move(
+    kind: TransactionKind,
+    *,
+    debit: Account,
+    credit: Account,
+    amount: Money,
+    actor_id: UserId,
+    description: str | None,
+    idempotency: Idempotency | None,
+) -> NewTransaction:
+    """Move an amount from one account to another, updating both balances, or move nothing."""
+    primary = credit if kind is TransactionKind.DEPOSIT else debit
+    check_movement(debit, credit, amount, primary)
+    # Both new balances are computed before either account changes: an overflow changes nothing.
+    debit_after, credit_after = debit.balance - amount, credit.balance + amount
+    debit.apply(-amount)
+    credit.apply(amount)
+    return NewTransaction(
+        kind=kind,
+        amount=amount,
+        source_account_id=debit.id if debit.is_customer else None,
+        destination_account_id=credit.id if credit.is_customer else None,
+        description=description,
+        actor_id=actor_id,
+        idempotency=idempotency,
+        entries=(
+            NewEntry(debit.id, -amount, debit_after),
+            NewEntry(credit.id, amount, credit_after),
+        ),
+    )
+
+
+def request_hash(kind: TransactionKind, **fields: object) -> str:
+    """A stable digest of a movement request, to tell a retry from a different request."""
+    canonical = json.dumps({"kind": kind.value, **fields}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

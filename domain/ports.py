@@ -1,0 +1,91 @@
+"""What the use cases need from storage, as protocols that persistence and test fakes implement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, Self, TypeVar
+
+from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
+from domain.model import Account, AccountId, AccountStatus, Role, User, UserId
+from domain.money import Currency
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Keyset pagination: at most `first` items after the item whose key is `after`."""
+
+    first: int
+    after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next: bool
+    has_previous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """The transaction a request with an idempotency key produced, and that request's digest."""
+
+    transaction: Transaction
+    request_hash: str
+
+
+class UserRepository(Protocol):
+    async def add(self, *, email: str, role: Role) -> User: ...
+    async def get(self, user_id: UserId) -> User | None: ...
+    async def get_by_email(self, email: str) -> User | None: ...
+
+
+class AccountRepository(Protocol):
+    async def add(self, *, owner_id: UserId, name: str, currency: Currency) -> Account: ...
+    async def get(self, account_id: AccountId) -> Account | None: ...
+    async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
+        """Fetch and lock these accounts, in ascending id order so that writers never deadlock."""
+        ...
+
+    async def lock_funding(self, currency: Currency) -> Account:
+        """The bank's funding account for a currency, created on first use, locked."""
+        ...
+
+    async def save(self, account: Account) -> None: ...
+    async def list(
+        self, *, owner_id: UserId | None, status: AccountStatus | None, page: PageRequest
+    ) -> list[Account]:
+        """Customer accounts oldest first (every owner's when owner_id is None)."""
+        ...
+
+    async def count(self, *, owner_id: UserId | None, status: AccountStatus | None) -> int: ...
+
+
+class TransactionRepository(Protocol):
+    async def record(self, new: NewTransaction) -> Transaction: ...
+    async def get(self, transaction_id: TransactionId) -> Transaction | None: ...
+    async def find_request(self, actor_id: UserId, key: str) -> RecordedRequest | None: ...
+    async def entries(self, account_id: AccountId, page: PageRequest) -> list[Entry]:
+        """An account's entries newest first, `after` being the last entry id already seen."""
+        ...
+
+    async def get_entry(self, entry_id: EntryId) -> Entry | None: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction: leaving the block without commit() rolls everything back."""
+
+    users: UserRepository
+    accounts: AccountRepository
+    transactions: TransactionRepository
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def commit(self) -> None:
+        """Make the work durable; raises DuplicateRequest when a concurrent request won a key."""
+        ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -1,0 +1,7 @@
+"""The use cases: each one method, one unit of work, domain objects in and out."""
+
+from domain.services.accounts import AccountService
+from domain.services.movements import Movement, MovementService
+from domain.services.users import UserService
+
+__all__ = ["AccountService", "Movement", "MovementService", "UserService"]

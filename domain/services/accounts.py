@@ -1,0 +1,126 @@
+"""Opening, renaming and closing accounts, and reading them with their statements."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from domain.errors import AccountNotFound, InvalidValue
+from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind, move
+from domain.model import Account, AccountId, AccountStatus, Actor, Role
+from domain.money import Currency, Money
+from domain.ports import Page, PageRequest, UnitOfWork, UnitOfWorkFactory
+
+T = TypeVar("T")
+
+
+async def movable_or_raise(uow: UnitOfWork, actor: Actor, account_id: AccountId) -> Account:
+    """The account locked for change, when the actor may move its money."""
+    account = (await uow.accounts.lock([account_id])).get(account_id)
+    if account is None or not actor.can_move(account):
+        raise AccountNotFound(account_id)
+    return account
+
+
+def _page(items: list[T], page: PageRequest) -> Page[T]:
+    return Page(items[: page.first], len(items) > page.first, page.after is not None)
+
+
+class AccountService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def open_account(
+        self, *, actor: Actor, name: str, currency: Currency, initial_deposit: Money | None = None
+    ) -> Account:
+        """Open an account, recording any initial deposit as a DEPOSIT transaction."""
+        if initial_deposit is not None and initial_deposit.is_negative:
+            raise InvalidValue("An initial deposit cannot be negative.")
+        async with self._uow() as uow:
+            account = await uow.accounts.add(owner_id=actor.user_id, name=name, currency=currency)
+            if initial_deposit is not None and initial_deposit.is_positive:
+                funding = await uow.accounts.lock_funding(currency)
+                deposit = move(
+                    TransactionKind.DEPOSIT,
+                    debit=funding,
+                    credit=account,
+                    amount=initial_deposit,
+                    actor_id=actor.user_id,
+                    description="Initial deposit",
+                    idempotency=None,
+                )
+                await uow.transactions.record(deposit)
+                await uow.accounts.save(funding)
+                await uow.accounts.save(account)
+            await uow.commit()
+            return account
+
+    async def rename_account(self, *, actor: Actor, account_id: AccountId, name: str) -> Account:
+        """Give an open account a new name."""
+        async with self._uow() as uow:
+            account = await movable_or_raise(uow, actor, account_id)
+            account.rename(name)
+            await uow.accounts.save(account)
+            await uow.commit()
+            return account
+
+    async def close_account(self, *, actor: Actor, account_id: AccountId) -> Account:
+        """Close an open account whose balance is zero; it then takes no movement."""
+        async with self._uow() as uow:
+            account = await movable_or_raise(uow, actor, account_id)
+            account.close()
+            await uow.accounts.save(account)
+            await uow.commit()
+            return account
+
+    async def account(self, *, actor: Actor, account_id: AccountId) -> Account | None:
+        """The account, or None when it does not exist or the actor may not see it."""
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id)
+        return account if account is not None and actor.can_read(account) else None
+
+    async def accounts(
+        self, *, actor: Actor, status: AccountStatus | None, page: PageRequest
+    ) -> Page[Account]:
+        """The actor's accounts oldest first; an administrator's list holds every account."""
+        owner = None if actor.role is Role.ADMIN else actor.user_id
+        async with self._uow() as uow:
+            items = await uow.accounts.list(owner_id=owner, status=status, page=page)
+        return _page(items, page)
+
+    async def count_accounts(self, *, actor: Actor, status: AccountStatus | None) -> int:
+        """How many accounts `accounts` pages through."""
+        owner = None if actor.role is Role.ADMIN else actor.user_id
+        async with self._uow() as uow:
+            return await uow.accounts.count(owner_id=owner, status=status)
+
+    async def statement(
+        self, *, actor: Actor, account_id: AccountId, page: PageRequest
+    ) -> Page[Entry]:
+        """An account's entries newest first; empty when the actor may not see the account."""
+        async with self._uow() as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or not actor.can_read(account):
+                return Page([], has_next=False, has_previous=False)
+            items = await uow.transactions.entries(account_id, page)
+        return _page(items, page)
+
+    async def entry(self, *, actor: Actor, entry_id: EntryId) -> Entry | None:
+        """A statement line, or None when the actor may not see its account."""
+        async with self._uow() as uow:
+            entry = await uow.transactions.get_entry(entry_id)
+            account = await uow.accounts.get(entry.account_id) if entry else None
+        return entry if account is not None and actor.can_read(account) else None
+
+    async def transaction(
+        self, *, actor: Actor, transaction_id: TransactionId
+    ) -> Transaction | None:
+        """A transaction, or None unless the actor may see an account it touched."""
+        async with self._uow() as uow:
+            transaction = await uow.transactions.get(transaction_id)
+            if transaction is None:
+                return None
+            for account_id in (transaction.source_account_id, transaction.destination_account_id):
+                account = await uow.accounts.get(account_id) if account_id else None
+                if account is not None and actor.can_read(account):
+                    return transaction
+        return None

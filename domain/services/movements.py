@@ -1,0 +1,180 @@
+"""Deposits, withdrawals and transfers: each one transaction, applied once per idempotency key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from domain.errors import AccountNotFound, DuplicateRequest, IdempotencyConflict, SameAccountTransfer
+from domain.ledger import (
+    Idempotency,
+    NewTransaction,
+    Transaction,
+    TransactionKind,
+    move,
+    positive_amount,
+    request_hash,
+)
+from domain.model import Account, AccountId, Actor
+from domain.money import Money
+from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.services.accounts import movable_or_raise
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """A committed transaction and the customer accounts it touched that the actor may see."""
+
+    transaction: Transaction
+    source: Account | None
+    destination: Account | None
+
+
+# Builds the transaction inside the unit of work and names the accounts whose balances it changed.
+Plan = Callable[[UnitOfWork], Awaitable[tuple[NewTransaction, tuple[Account, ...]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class MovementRequest:
+    """What the client asked for, as far as it decides whether a retry is the same request."""
+
+    kind: TransactionKind
+    actor: Actor
+    amount: Money
+    description: str | None
+    idempotency_key: str | None
+
+    def idempotency(self, **accounts: AccountId | None) -> Idempotency | None:
+        if self.idempotency_key is None:
+            return None
+        fingerprint = request_hash(
+            self.kind,
+            amount=self.amount.minor_units,
+            currency=self.amount.currency.code,
+            description=self.description,
+            **accounts,
+        )
+        return Idempotency(self.idempotency_key, fingerprint)
+
+
+class MovementService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def deposit(
+        self,
+        *,
+        actor: Actor,
+        account_id: AccountId,
+        amount: Money,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Movement:
+        """Put money into an account from outside the bank."""
+        request = MovementRequest(
+            TransactionKind.DEPOSIT, actor, amount, description, idempotency_key
+        )
+        return await self._with_funding(request, account_id)
+
+    async def withdraw(
+        self,
+        *,
+        actor: Actor,
+        account_id: AccountId,
+        amount: Money,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Movement:
+        """Take money out of an account, never below zero."""
+        request = MovementRequest(
+            TransactionKind.WITHDRAWAL, actor, amount, description, idempotency_key
+        )
+        return await self._with_funding(request, account_id)
+
+    async def transfer(
+        self,
+        *,
+        actor: Actor,
+        source: AccountId,
+        destination: AccountId,
+        amount: Money,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Movement:
+        """Move money from one of the actor's accounts to any open account of its currency."""
+        positive_amount(amount)
+        if source == destination:
+            raise SameAccountTransfer()
+        request = MovementRequest(
+            TransactionKind.TRANSFER, actor, amount, description, idempotency_key
+        )
+        key = request.idempotency(source=source, destination=destination)
+
+        async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
+            locked = await uow.accounts.lock([source, destination])
+            debit = locked.get(source)
+            if debit is None or not actor.can_move(debit):
+                raise AccountNotFound(source)
+            credit = locked.get(destination)
+            if credit is None or not credit.is_customer:
+                raise AccountNotFound(destination)
+            new = move(request.kind, debit=debit, credit=credit, amount=amount,
+                       actor_id=actor.user_id, description=description, idempotency=key)
+            return new, (debit, credit)
+
+        return await self._run(actor, key, plan)
+
+    async def _with_funding(self, request: MovementRequest, account_id: AccountId) -> Movement:
+        """A deposit or withdrawal, balanced against the bank's funding account."""
+        positive_amount(request.amount)
+        key = request.idempotency(account=account_id)
+
+        async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
+            account = await movable_or_raise(uow, request.actor, account_id)
+            funding = await uow.accounts.lock_funding(account.currency)
+            debit, credit = (
+                (funding, account)
+                if request.kind is TransactionKind.DEPOSIT
+                else (account, funding)
+            )
+            new = move(request.kind, debit=debit, credit=credit, amount=request.amount,
+                       actor_id=request.actor.user_id, description=request.description,
+                       idempotency=key)
+            return new, (debit, credit)
+
+        return await self._run(request.actor, key, plan)
+
+    async def _run(self, actor: Actor, key: Idempotency | None, plan: Plan) -> Movement:
+        try:
+            return await self._attempt(actor, key, plan)
+        except DuplicateRequest:
+            # A concurrent request with the same key committed first: answer as a retry would.
+            return await self._attempt(actor, key, plan)
+
+    async def _attempt(self, actor: Actor, key: Idempotency | None, plan: Plan) -> Movement:
+        async with self._uow() as uow:
+            if key is not None:
+                recorded = await uow.transactions.find_request(actor.user_id, key.key)
+                if recorded is not None:
+                    if recorded.request_hash != key.request_hash:
+                        raise IdempotencyConflict(key.key)
+                    return await _movement(uow, actor, recorded.transaction)
+            new, changed = await plan(uow)
+            transaction = await uow.transactions.record(new)
+            for account in changed:
+                await uow.accounts.save(account)
+            movement = await _movement(uow, actor, transaction)
+            await uow.commit()
+            return movement
+
+
+async def _movement(uow: UnitOfWork, actor: Actor, transaction: Transaction) -> Movement:
+    async def visible(account_id: AccountId | None) -> Account | None:
+        account = await uow.accounts.get(account_id) if account_id is not None else None
+        return account if account is not None and actor.can_read(account) else None
+
+    return Movement(
+        transaction,
+        await visible(transaction.source_account_id),
+        await visible(transaction.destination_account_id),
+    )

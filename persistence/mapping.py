@@ -1,0 +1,69 @@
+"""Row <-> domain conversion, in one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind
+from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
+from domain.money import Currency, Money
+from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
+
+
+@cache
+def currency(code: str) -> Currency:
+    return Currency.of(code)
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored moment is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise ValueError("a stored row has an id")
+    return value
+
+
+def to_user(row: UserRow) -> User:
+    return User(UserId(_id(row.id)), row.email, Role(row.role), utc(row.created_at))
+
+
+def to_account(row: AccountRow) -> Account:
+    return Account(
+        id=AccountId(_id(row.id)),
+        owner_id=UserId(row.owner_id) if row.owner_id is not None else None,
+        kind=AccountKind(row.kind),
+        name=row.name,
+        balance=Money(row.balance, currency(row.currency)),
+        status=AccountStatus(row.status),
+        created_at=utc(row.created_at),
+    )
+
+
+def to_transaction(row: TransactionRow) -> Transaction:
+    source, destination = row.source_account_id, row.destination_account_id
+    return Transaction(
+        id=TransactionId(_id(row.id)),
+        kind=TransactionKind(row.kind),
+        amount=Money(row.amount, currency(row.currency)),
+        source_account_id=AccountId(source) if source is not None else None,
+        destination_account_id=AccountId(destination) if destination is not None else None,
+        description=row.description,
+        actor_id=UserId(row.actor_id),
+        created_at=utc(row.created_at),
+    )
+
+
+def to_entry(row: EntryRow, currency_code: str) -> Entry:
+    unit = currency(currency_code)
+    return Entry(
+        id=EntryId(_id(row.id)),
+        transaction_id=TransactionId(row.transaction_id),
+        account_id=AccountId(row.account_id),
+        amount=Money(row.amount, unit),
+        balance_after=Money(row.balance_after, unit),
+        created_at=utc(row.created_at),
+    )

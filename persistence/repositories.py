@@ -1,0 +1,220 @@
+"""SQLModel implementations of the domain's repository ports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.errors import DuplicateRequest
+from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
+from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
+from domain.money import Currency
+from domain.ports import PageRequest, RecordedRequest
+from persistence.mapping import to_account, to_entry, to_transaction, to_user
+from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
+
+_UNIQUE_VIOLATION = "23505"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    original = error.orig
+    return getattr(original, "sqlstate", None) == _UNIQUE_VIOLATION or (
+        "UNIQUE constraint failed" in str(original)
+    )
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write pending rows now, turning a lost race on a unique value into DuplicateRequest."""
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        if is_unique_violation(error):
+            raise DuplicateRequest() from error
+        raise
+
+
+class SqlUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, *, email: str, role: Role) -> User:
+        row = UserRow(email=email, role=role.value, created_at=_now())
+        self._session.add(row)
+        await flush(self._session)
+        return to_user(row)
+
+    async def get(self, user_id: UserId) -> User | None:
+        row = await self._session.get(UserRow, user_id)
+        return to_user(row) if row is not None else None
+
+    async def get_by_email(self, email: str) -> User | None:
+        result = await self._session.exec(select(UserRow).where(UserRow.email == email))
+        row = result.first()
+        return to_user(row) if row is not None else None
+
+
+class SqlAccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, *, owner_id: UserId, name: str, currency: Currency) -> Account:
+        row = AccountRow(
+            owner_id=owner_id,
+            kind=AccountKind.CUSTOMER.value,
+            name=name,
+            currency=currency.code,
+            balance=0,
+            status=AccountStatus.OPEN.value,
+            created_at=_now(),
+        )
+        self._session.add(row)
+        await flush(self._session)
+        return to_account(row)
+
+    async def get(self, account_id: AccountId) -> Account | None:
+        row = await self._session.get(AccountRow, account_id)
+        return to_account(row) if row is not None else None
+
+    async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
+        query = (
+            select(AccountRow)
+            .where(col(AccountRow.id).in_(sorted(set(account_ids))))
+            .order_by(col(AccountRow.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        rows = (await self._session.exec(query)).all()
+        return {account.id: account for account in map(to_account, rows)}
+
+    async def lock_funding(self, currency: Currency) -> Account:
+        values: dict[str, Any] = {
+            "kind": AccountKind.FUNDING.value,
+            "name": f"Funding {currency.code}",
+            "currency": currency.code,
+            "balance": 0,
+            "status": AccountStatus.OPEN.value,
+            "funding_currency": currency.code,
+            "created_at": _now(),
+        }
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        await self._session.exec(
+            insert(AccountRow).values(**values).on_conflict_do_nothing()  # type: ignore[call-overload]
+        )
+        query = (
+            select(AccountRow)
+            .where(AccountRow.funding_currency == currency.code)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return to_account((await self._session.exec(query)).one())
+
+    async def save(self, account: Account) -> None:
+        row = await self._session.get(AccountRow, account.id)
+        if row is None:
+            raise LookupError(f"account {account.id} is not stored")
+        row.name = account.name
+        row.status = account.status.value
+        row.balance = account.balance.minor_units
+        await flush(self._session)
+
+    def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
+        query = select(AccountRow).where(AccountRow.kind == AccountKind.CUSTOMER.value)
+        if owner_id is not None:
+            query = query.where(AccountRow.owner_id == owner_id)
+        if status is not None:
+            query = query.where(AccountRow.status == status.value)
+        return query
+
+    async def list(
+        self, *, owner_id: UserId | None, status: AccountStatus | None, page: PageRequest
+    ) -> list[Account]:
+        query = self._customer_accounts(owner_id, status)
+        if page.after is not None:
+            query = query.where(col(AccountRow.id) > page.after)
+        query = query.order_by(col(AccountRow.id)).limit(page.first + 1)
+        return [to_account(row) for row in (await self._session.exec(query)).all()]
+
+    async def count(self, *, owner_id: UserId | None, status: AccountStatus | None) -> int:
+        query = self._customer_accounts(owner_id, status).subquery()
+        total = await self._session.exec(select(func.count()).select_from(query))
+        return int(total.one())
+
+
+class SqlTransactionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(self, new: NewTransaction) -> Transaction:
+        now = _now()
+        row = TransactionRow(
+            kind=new.kind.value,
+            amount=new.amount.minor_units,
+            currency=new.amount.currency.code,
+            source_account_id=new.source_account_id,
+            destination_account_id=new.destination_account_id,
+            description=new.description,
+            actor_id=new.actor_id,
+            idempotency_key=new.idempotency.key if new.idempotency else None,
+            request_hash=new.idempotency.request_hash if new.idempotency else None,
+            created_at=now,
+        )
+        self._session.add(row)
+        await flush(self._session)
+        self._session.add_all(
+            EntryRow(
+                transaction_id=row.id,
+                account_id=entry.account_id,
+                amount=entry.amount.minor_units,
+                balance_after=entry.balance_after.minor_units,
+                created_at=now,
+            )
+            for entry in new.entries
+        )
+        await flush(self._session)
+        return to_transaction(row)
+
+    async def get(self, transaction_id: TransactionId) -> Transaction | None:
+        row = await self._session.get(TransactionRow, transaction_id)
+        return to_transaction(row) if row is not None else None
+
+    async def find_request(self, actor_id: UserId, key: str) -> RecordedRequest | None:
+        query = select(TransactionRow).where(
+            TransactionRow.actor_id == actor_id, TransactionRow.idempotency_key == key
+        )
+        row = (await self._session.exec(query)).first()
+        if row is None or row.request_hash is None:
+            return None
+        return RecordedRequest(to_transaction(row), row.request_hash)
+
+    async def entries(self, account_id: AccountId, page: PageRequest) -> list[Entry]:
+        query = (
+            select(EntryRow, AccountRow.currency)
+            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(EntryRow.account_id == account_id)
+        )
+        if page.after is not None:
+            query = query.where(col(EntryRow.id) < page.after)
+        query = query.order_by(col(EntryRow.id).desc()).limit(page.first + 1)
+        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+
+    async def get_entry(self, entry_id: EntryId) -> Entry | None:
+        query = (
+            select(EntryRow, AccountRow.currency)
+            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(EntryRow.id == entry_id)
+        )
+        found = (await self._session.exec(query)).first()
+        return to_entry(*found) if found is not None else None

@@ -1,0 +1,106 @@
+"""The database schema as SQLModel tables; Alembic migrations are generated from this metadata."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer
+from sqlalchemy import String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Every constraint gets a predictable name, so that migrations can refer to it on both databases.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only numbers rows by itself for a column declared exactly INTEGER PRIMARY KEY.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _id() -> Column[int]:
+    return Column(ID, primary_key=True, autoincrement=True)
+
+
+def _when() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+def _reference(target: str, *, nullable: bool = False) -> Column[int]:
+    return Column(ID, ForeignKey(target, ondelete="RESTRICT"), nullable=nullable)
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, sa_column=_id())
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    role: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = Field(sa_column=_when())
+
+
+class AccountRow(SQLModel, table=True):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("kind <> 'CUSTOMER' OR balance >= 0", name="customer_balance"),
+        CheckConstraint("kind <> 'CUSTOMER' OR owner_id IS NOT NULL", name="owner"),
+        Index("ix_accounts_owner_id_id", "owner_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    owner_id: int | None = Field(default=None, sa_column=_reference("users.id", nullable=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    balance: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    # Set only on the bank's funding accounts, so that each currency has exactly one.
+    funding_currency: str | None = Field(
+        default=None, sa_column=Column(String(3), nullable=True, unique=True)
+    )
+    created_at: datetime = Field(sa_column=_when())
+
+
+class TransactionRow(SQLModel, table=True):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        UniqueConstraint("actor_id", "idempotency_key", name="uq_transactions_actor_id_idempotency_key"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    source_account_id: int | None = Field(
+        default=None, sa_column=_reference("accounts.id", nullable=True)
+    )
+    destination_account_id: int | None = Field(
+        default=None, sa_column=_reference("accounts.id", nullable=True)
+    )
+    description: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    actor_id: int = Field(sa_column=_reference("users.id"))
+    idempotency_key: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True)
+    )
+    request_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    created_at: datetime = Field(sa_column=_when())
+
+
+class EntryRow(SQLModel, table=True):
+    __tablename__ = "entries"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="amount_nonzero"),
+        Index("ix_entries_account_id_id", "account_id", "id"),
+        Index("ix_entries_transaction_id", "transaction_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    transaction_id: int = Field(sa_column=_reference("transactions.id"))
+    account_id: int = Field(sa_column=_reference("accounts.id"))
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(sa_column=_when())
