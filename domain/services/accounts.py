@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from domain.errors import AccountNotFound, InvalidValue
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind, move
-from domain.model import Account, AccountId, AccountStatus, Actor, Role
+from domain.model import Account, AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import Currency, Money
 from domain.ports import Page, PageRequest, UnitOfWork, UnitOfWorkFactory
 
@@ -19,6 +19,17 @@ async def movable_or_raise(uow: UnitOfWork, actor: Actor, account_id: AccountId)
     if account is None or not actor.can_move(account):
         raise AccountNotFound(account_id)
     return account
+
+
+def _may_list(actor: Actor, owner_id: UserId | None) -> bool:
+    return owner_id is None or actor.can_read_user(owner_id)
+
+
+def _listed_owner(actor: Actor, owner_id: UserId | None) -> UserId | None:
+    """Whose accounts to list; None lists every owner's, which only an administrator gets."""
+    if owner_id is not None:
+        return owner_id
+    return None if actor.role is Role.ADMIN else actor.user_id
 
 
 def _page(items: list[T], page: PageRequest) -> Page[T]:
@@ -79,19 +90,30 @@ class AccountService:
         return account if account is not None and actor.can_read(account) else None
 
     async def accounts(
-        self, *, actor: Actor, status: AccountStatus | None, page: PageRequest
+        self,
+        *,
+        actor: Actor,
+        status: AccountStatus | None,
+        page: PageRequest,
+        owner_id: UserId | None = None,
     ) -> Page[Account]:
-        """The actor's accounts oldest first; an administrator's list holds every account."""
-        owner = None if actor.role is Role.ADMIN else actor.user_id
+        """One owner's accounts oldest first; without an owner, the actor's (an admin's: all)."""
+        if not _may_list(actor, owner_id):
+            return Page([], has_next=False, has_previous=False)
         async with self._uow() as uow:
-            items = await uow.accounts.list(owner_id=owner, status=status, page=page)
+            items = await uow.accounts.list(
+                owner_id=_listed_owner(actor, owner_id), status=status, page=page
+            )
         return _page(items, page)
 
-    async def count_accounts(self, *, actor: Actor, status: AccountStatus | None) -> int:
+    async def count_accounts(
+        self, *, actor: Actor, status: AccountStatus | None, owner_id: UserId | None = None
+    ) -> int:
         """How many accounts `accounts` pages through."""
-        owner = None if actor.role is Role.ADMIN else actor.user_id
+        if not _may_list(actor, owner_id):
+            return 0
         async with self._uow() as uow:
-            return await uow.accounts.count(owner_id=owner, status=status)
+            return await uow.accounts.count(owner_id=_listed_owner(actor, owner_id), status=status)
 
     async def statement(
         self, *, actor: Actor, account_id: AccountId, page: PageRequest

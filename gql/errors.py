@@ -1,0 +1,100 @@
+"""Expected failures as GraphQL types (errors as data), mapped from domain errors in one place."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import strawberry
+
+from domain import errors
+from gql.ids import to_global_id
+from gql.types import Money
+
+
+@strawberry.interface(description="Every expected failure of a mutation implements Error.")
+class Error:
+    message: str = strawberry.field(description="A sentence fit to show to the person.")
+
+
+@strawberry.type
+class ValidationError(Error):
+    field: str = strawberry.field(description='The input field at fault, such as "amount.currency".')
+
+
+@strawberry.type
+class AccountNotFound(Error):
+    account_id: strawberry.ID
+
+
+@strawberry.type
+class AccountClosed(Error):
+    account_id: strawberry.ID
+
+
+@strawberry.type
+class AccountNotEmpty(Error):
+    account_id: strawberry.ID
+    balance: Money
+
+
+@strawberry.type
+class InsufficientFunds(Error):
+    account_id: strawberry.ID
+    available: Money
+    requested: Money
+
+
+@strawberry.type
+class CurrencyMismatch(Error):
+    expected: str
+    received: str
+
+
+@strawberry.type
+class IdempotencyConflict(Error):
+    idempotency_key: str
+
+
+def _account(key: int) -> strawberry.ID:
+    return strawberry.ID(to_global_id("Account", key))
+
+
+class ErrorMapper:
+    """Turns a domain error into its GraphQL type, knowing the mutation's field names."""
+
+    def __init__(self, *, amount_field: str, same_account_field: str = "destinationAccountId"):
+        self.amount_field = amount_field
+        self.same_account_field = same_account_field
+
+    @classmethod
+    def for_amount(cls, amount_field: str) -> Self:
+        return cls(amount_field=amount_field)
+
+    def __call__(self, error: errors.DomainError) -> Error:  # noqa: PLR0911
+        match error:
+            case errors.InvalidInput(field=field):
+                return ValidationError(message=error.message, field=field)
+            case errors.InvalidValue() | errors.AmountOutOfRange():
+                return ValidationError(message=error.message, field=self.amount_field)
+            case errors.SameAccountTransfer():
+                return ValidationError(message=error.message, field=self.same_account_field)
+            case errors.AccountNotFound(account_id=key):
+                return AccountNotFound(message=error.message, account_id=_account(key))
+            case errors.AccountClosed(account_id=key):
+                return AccountClosed(message=error.message, account_id=_account(key))
+            case errors.AccountNotEmpty(account_id=key, balance=balance):
+                return AccountNotEmpty(
+                    message=error.message, account_id=_account(key), balance=Money.from_domain(balance)
+                )
+            case errors.InsufficientFunds(account_id=key, available=available, requested=requested):
+                return InsufficientFunds(
+                    message=error.message,
+                    account_id=_account(key),
+                    available=Money.from_domain(available),
+                    requested=Money.from_domain(requested),
+                )
+            case errors.CurrencyMismatch(expected=expected, received=received):
+                return CurrencyMismatch(message=error.message, expected=expected, received=received)
+            case errors.IdempotencyConflict(idempotency_key=key):
+                return IdempotencyConflict(message=error.message, idempotency_key=key)
+        raise error

@@ -1,0 +1,108 @@
+"""GraphQL input types and their translation into validated domain values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import strawberry
+
+from domain import values
+from domain.errors import AmountOutOfRange, InvalidInput, InvalidValue
+from domain.model import AccountId
+from domain.money import Currency, Money
+from gql.ids import MalformedId, key_of
+from gql.scalars import DecimalText
+
+T = TypeVar("T")
+
+
+def at(field: str, parse: Callable[..., T], *args: object) -> T:
+    """Run a parser for one input field, naming that field in the error it raises."""
+    try:
+        return parse(*args)
+    except (InvalidValue, AmountOutOfRange) as error:
+        raise InvalidInput(field, error.message) from error
+
+
+def _account_key(global_id: str) -> AccountId:
+    try:
+        return AccountId(key_of(global_id, "Account"))
+    except MalformedId:
+        raise InvalidValue("This is not an account ID issued by this server.") from None
+
+
+def account_id(field: str, global_id: strawberry.ID) -> AccountId:
+    return at(field, _account_key, global_id)
+
+
+def money(field: str, amount: MoneyInput) -> Money:
+    """An amount in its own currency; errors name "<field>.amount" or "<field>.currency"."""
+    currency = at(f"{field}.currency", Currency.of, amount.currency)
+    return at(f"{field}.amount", Money.parse, amount.amount, currency)
+
+
+@strawberry.input
+class MoneyInput:
+    amount: DecimalText = strawberry.field(
+        description="Positive, with no more decimal places than the currency has."
+    )
+    currency: str
+
+
+@strawberry.input
+class OpenAccountInput:
+    name: str
+    currency: str
+    initial_deposit: DecimalText | None = strawberry.field(
+        default=None,
+        description="Money put in when the account opens; zero when left out, never negative.",
+    )
+
+
+@strawberry.input
+class RenameAccountInput:
+    account_id: strawberry.ID
+    name: str
+
+
+@strawberry.input
+class CloseAccountInput:
+    account_id: strawberry.ID
+
+
+@strawberry.input
+class DepositInput:
+    account_id: strawberry.ID
+    amount: MoneyInput
+    description: str | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="The same key sent again by the same user returns the first result and "
+        "moves no money.",
+    )
+
+
+@strawberry.input
+class WithdrawInput:
+    account_id: strawberry.ID
+    amount: MoneyInput
+    description: str | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class TransferInput:
+    source_account_id: strawberry.ID
+    destination_account_id: strawberry.ID
+    amount: MoneyInput
+    description: str | None = None
+    idempotency_key: str | None = None
+
+
+def description(text: str | None) -> str | None:
+    return at("description", values.description, text)
+
+
+def idempotency_key(text: str | None) -> str | None:
+    return at("idempotencyKey", values.idempotency_key, text)

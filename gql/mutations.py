@@ -1,0 +1,182 @@
+"""Mutation resolvers: validate input into domain values, call one service, return a union."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+import strawberry
+
+from domain import values
+from domain.errors import DomainError
+from domain.money import Currency, Money
+from domain.services import Movement
+from gql import errors as e
+from gql.errors import ErrorMapper
+from gql.inputs import (
+    CloseAccountInput,
+    DepositInput,
+    OpenAccountInput,
+    RenameAccountInput,
+    TransferInput,
+    WithdrawInput,
+    account_id,
+    at,
+    description,
+    idempotency_key,
+    money,
+)
+from gql.types import Account, Info, Transaction
+
+
+@strawberry.type
+class AccountPayload:
+    account: Account
+
+
+@strawberry.type(description="A committed movement and the accounts it touched.")
+class MoneyMovement:
+    transaction: Transaction
+    source_account: Account | None
+    destination_account: Account | None
+
+    @classmethod
+    def from_domain(cls, movement: Movement) -> Self:
+        return cls(
+            transaction=Transaction.from_domain(movement.transaction),
+            source_account=Account.from_domain(movement.source) if movement.source else None,
+            destination_account=(
+                Account.from_domain(movement.destination) if movement.destination else None
+            ),
+        )
+
+
+OpenAccountResult = Annotated[AccountPayload | e.ValidationError, strawberry.union("OpenAccountResult")]
+RenameAccountResult = Annotated[
+    AccountPayload | e.ValidationError | e.AccountNotFound | e.AccountClosed,
+    strawberry.union("RenameAccountResult"),
+]
+CloseAccountResult = Annotated[
+    AccountPayload | e.AccountNotFound | e.AccountClosed | e.AccountNotEmpty,
+    strawberry.union("CloseAccountResult"),
+]
+DepositResult = Annotated[
+    MoneyMovement
+    | e.ValidationError
+    | e.AccountNotFound
+    | e.AccountClosed
+    | e.CurrencyMismatch
+    | e.IdempotencyConflict,
+    strawberry.union("DepositResult"),
+]
+WithdrawResult = Annotated[
+    MoneyMovement
+    | e.ValidationError
+    | e.AccountNotFound
+    | e.AccountClosed
+    | e.CurrencyMismatch
+    | e.InsufficientFunds
+    | e.IdempotencyConflict,
+    strawberry.union("WithdrawResult"),
+]
+TransferResult = Annotated[
+    MoneyMovement
+    | e.ValidationError
+    | e.AccountNotFound
+    | e.AccountClosed
+    | e.CurrencyMismatch
+    | e.InsufficientFunds
+    | e.IdempotencyConflict,
+    strawberry.union("TransferResult"),
+]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def open_account(self, info: Info, input: OpenAccountInput) -> OpenAccountResult:  # noqa: A002
+        """Open an account in one currency, optionally with money in it."""
+        try:
+            name = at("name", values.account_name, input.name)
+            currency = at("currency", Currency.of, input.currency)
+            initial = (
+                at("initialDeposit", Money.parse, input.initial_deposit, currency)
+                if input.initial_deposit is not None
+                else None
+            )
+            account = await info.context.accounts.open_account(
+                actor=await info.context.actor(), name=name, currency=currency, initial_deposit=initial
+            )
+        except DomainError as error:
+            return ErrorMapper.for_amount("initialDeposit")(error)  # type: ignore[return-value]
+        return AccountPayload(account=Account.from_domain(account))
+
+    @strawberry.mutation
+    async def rename_account(self, info: Info, input: RenameAccountInput) -> RenameAccountResult:  # noqa: A002
+        """Give an open account a new name."""
+        try:
+            key = account_id("accountId", input.account_id)
+            name = at("name", values.account_name, input.name)
+            account = await info.context.accounts.rename_account(
+                actor=await info.context.actor(), account_id=key, name=name
+            )
+        except DomainError as error:
+            return ErrorMapper.for_amount("name")(error)  # type: ignore[return-value]
+        return AccountPayload(account=Account.from_domain(account))
+
+    @strawberry.mutation
+    async def close_account(self, info: Info, input: CloseAccountInput) -> CloseAccountResult:  # noqa: A002
+        """Close an empty account for good."""
+        try:
+            key = account_id("accountId", input.account_id)
+            account = await info.context.accounts.close_account(
+                actor=await info.context.actor(), account_id=key
+            )
+        except DomainError as error:
+            return ErrorMapper.for_amount("accountId")(error)  # type: ignore[return-value]
+        return AccountPayload(account=Account.from_domain(account))
+
+    @strawberry.mutation
+    async def deposit(self, info: Info, input: DepositInput) -> DepositResult:  # noqa: A002
+        """Put money into one of the viewer's accounts."""
+        try:
+            movement = await info.context.movements.deposit(
+                actor=await info.context.actor(),
+                account_id=account_id("accountId", input.account_id),
+                amount=money("amount", input.amount),
+                description=description(input.description),
+                idempotency_key=idempotency_key(input.idempotency_key),
+            )
+        except DomainError as error:
+            return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
+        return MoneyMovement.from_domain(movement)
+
+    @strawberry.mutation
+    async def withdraw(self, info: Info, input: WithdrawInput) -> WithdrawResult:  # noqa: A002
+        """Take money out of one of the viewer's accounts, never below zero."""
+        try:
+            movement = await info.context.movements.withdraw(
+                actor=await info.context.actor(),
+                account_id=account_id("accountId", input.account_id),
+                amount=money("amount", input.amount),
+                description=description(input.description),
+                idempotency_key=idempotency_key(input.idempotency_key),
+            )
+        except DomainError as error:
+            return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
+        return MoneyMovement.from_domain(movement)
+
+    @strawberry.mutation
+    async def transfer(self, info: Info, input: TransferInput) -> TransferResult:  # noqa: A002
+        """Move money from one of the viewer's accounts to another open account."""
+        try:
+            movement = await info.context.movements.transfer(
+                actor=await info.context.actor(),
+                source=account_id("sourceAccountId", input.source_account_id),
+                destination=account_id("destinationAccountId", input.destination_account_id),
+                amount=money("amount", input.amount),
+                description=description(input.description),
+                idempotency_key=idempotency_key(input.idempotency_key),
+            )
+        except DomainError as error:
+            return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
+        return MoneyMovement.from_domain(movement)

@@ -1,0 +1,102 @@
+"""Query resolvers: translate arguments, call one service method, wrap the result."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.ledger import EntryId, TransactionId
+from domain.model import AccountId, UserId
+from gql.ids import BadUserInput, MalformedId, from_global_id, key_of, page_request
+from gql.types import (
+    Account,
+    AccountConnection,
+    AccountStatus,
+    Info,
+    LedgerEntry,
+    Node,
+    Transaction,
+    User,
+)
+
+
+def _key(global_id: str, type_name: str) -> int:
+    try:
+        return key_of(global_id, type_name)
+    except MalformedId:
+        raise BadUserInput(f"`id` is not a {type_name} ID issued by this server.") from None
+
+
+async def _account(info: Info, key: int) -> Account | None:
+    found = await info.context.accounts.account(
+        actor=await info.context.actor(), account_id=AccountId(key)
+    )
+    return Account.from_domain(found) if found is not None else None
+
+
+async def _transaction(info: Info, key: int) -> Transaction | None:
+    found = await info.context.accounts.transaction(
+        actor=await info.context.actor(), transaction_id=TransactionId(key)
+    )
+    return Transaction.from_domain(found) if found is not None else None
+
+
+async def _entry(info: Info, key: int) -> LedgerEntry | None:
+    found = await info.context.accounts.entry(actor=await info.context.actor(), entry_id=EntryId(key))
+    return LedgerEntry.from_domain(found) if found is not None else None
+
+
+async def _user(info: Info, key: int) -> User | None:
+    found = await info.context.users.user(actor=await info.context.actor(), user_id=UserId(key))
+    return User.from_domain(found) if found is not None else None
+
+
+_NODE_LOADERS = {
+    "Account": _account,
+    "Transaction": _transaction,
+    "LedgerEntry": _entry,
+    "User": _user,
+}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+        """Any object by its global ID; null when it does not exist or is not visible."""
+        try:
+            type_name, key = from_global_id(id)
+        except MalformedId:
+            raise BadUserInput("`id` is not an ID issued by this server.") from None
+        load = _NODE_LOADERS.get(type_name)
+        if load is None:
+            raise BadUserInput("`id` is not an ID issued by this server.")
+        return await load(info, key)
+
+    @strawberry.field(description="Null when there is no such account or the viewer may not see it.")
+    async def account(self, info: Info, id: strawberry.ID) -> Account | None:  # noqa: A002
+        """One account by its ID."""
+        return await _account(info, _key(id, "Account"))
+
+    @strawberry.field(
+        description="The viewer's accounts, oldest first; an administrator sees every account."
+    )
+    async def accounts(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: AccountStatus | None = None,
+    ) -> AccountConnection:
+        """The accounts the viewer may list, a page at a time."""
+        page = page_request(first, after)
+        actor = await info.context.actor()
+        found = await info.context.accounts.accounts(actor=actor, status=status, page=page)
+        total = await info.context.accounts.count_accounts(actor=actor, status=status)
+        return AccountConnection.of(found.items, found.has_next, found.has_previous, total)
+
+    @strawberry.field(
+        description="Null when there is no such transaction or the viewer may not see it."
+    )
+    async def transaction(self, info: Info, id: strawberry.ID) -> Transaction | None:  # noqa: A002
+        """One transaction by its ID."""
+        return await _transaction(info, _key(id, "Transaction"))

@@ -1,0 +1,237 @@
+"""GraphQL object types, each built from a domain object."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from domain import ledger, model
+from domain.money import Money as DomainMoney
+from gql.context import Context
+from gql.ids import page_request, to_cursor, to_global_id
+from gql.scalars import DecimalText
+
+Role = strawberry.enum(model.Role, name="Role")
+AccountStatus = strawberry.enum(model.AccountStatus, name="AccountStatus")
+TransactionKind = strawberry.enum(ledger.TransactionKind, name="TransactionKind")
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.interface
+class Node:
+    id: strawberry.ID = strawberry.field(description="A globally unique, opaque ID.")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+    @classmethod
+    def of(cls, keys: list[int], *, has_next: bool, has_previous: bool) -> Self:
+        return cls(
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+            start_cursor=to_cursor(keys[0]) if keys else None,
+            end_cursor=to_cursor(keys[-1]) if keys else None,
+        )
+
+
+@strawberry.type(description="An exact amount of one currency.")
+class Money:
+    amount: DecimalText = strawberry.field(
+        description='In the major unit, with exactly the currency\'s minor digits: "12.50".'
+    )
+    currency: str = strawberry.field(description="ISO 4217 alphabetic code, upper case.")
+
+    @classmethod
+    def from_domain(cls, money: DomainMoney) -> Self:
+        return cls(amount=DecimalText(money.to_decimal_string()), currency=money.currency.code)
+
+
+@strawberry.type
+class User(Node):
+    email: str
+    role: Role
+    created_at: datetime
+    key: strawberry.Private[model.UserId]
+
+    @classmethod
+    def from_domain(cls, user: model.User) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("User", user.id)),
+            email=user.email,
+            role=user.role,
+            created_at=user.created_at,
+            key=user.id,
+        )
+
+    @strawberry.field(description="This user's accounts, oldest first.")
+    async def accounts(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: AccountStatus | None = None,
+    ) -> AccountConnection:
+        actor = await info.context.actor()
+        page = page_request(first, after)
+        found = await info.context.accounts.accounts(
+            actor=actor, status=status, page=page, owner_id=self.key
+        )
+        total = await info.context.accounts.count_accounts(
+            actor=actor, status=status, owner_id=self.key
+        )
+        return AccountConnection.of(found.items, found.has_next, found.has_previous, total)
+
+
+@strawberry.type
+class Account(Node):
+    name: str
+    currency: str = strawberry.field(description="ISO 4217 code; an account holds one currency.")
+    balance: Money
+    status: AccountStatus
+    created_at: datetime
+    key: strawberry.Private[model.AccountId]
+    owner_key: strawberry.Private[model.UserId | None]
+
+    @classmethod
+    def from_domain(cls, account: model.Account) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("Account", account.id)),
+            name=account.name,
+            currency=account.currency.code,
+            balance=Money.from_domain(account.balance),
+            status=account.status,
+            created_at=account.created_at,
+            key=account.id,
+            owner_key=account.owner_id,
+        )
+
+    @strawberry.field
+    async def owner(self, info: Info) -> User:
+        user = (
+            await info.context.users.user(actor=await info.context.actor(), user_id=self.owner_key)
+            if self.owner_key is not None
+            else None
+        )
+        if user is None:
+            raise LookupError(f"the owner of account {self.key} cannot be read")
+        return User.from_domain(user)
+
+    @strawberry.field(description="Statement lines, newest first.")
+    async def entries(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> LedgerEntryConnection:
+        page = page_request(first, after)
+        found = await info.context.accounts.statement(
+            actor=await info.context.actor(), account_id=self.key, page=page
+        )
+        edges = [
+            LedgerEntryEdge(cursor=to_cursor(entry.id), node=LedgerEntry.from_domain(entry))
+            for entry in found.items
+        ]
+        keys = [entry.id for entry in found.items]
+        return LedgerEntryConnection(
+            edges=edges,
+            page_info=PageInfo.of(keys, has_next=found.has_next, has_previous=found.has_previous),
+        )
+
+
+@strawberry.type
+class AccountEdge:
+    cursor: str
+    node: Account
+
+
+@strawberry.type
+class AccountConnection:
+    edges: list[AccountEdge]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(
+        cls, accounts: list[model.Account], has_next: bool, has_previous: bool, total: int
+    ) -> Self:
+        return cls(
+            edges=[AccountEdge(cursor=to_cursor(a.id), node=Account.from_domain(a)) for a in accounts],
+            page_info=PageInfo.of(
+                [a.id for a in accounts], has_next=has_next, has_previous=has_previous
+            ),
+            total_count=total,
+        )
+
+
+
+def _optional_account_id(key: model.AccountId | None) -> strawberry.ID | None:
+    return strawberry.ID(to_global_id("Account", key)) if key is not None else None
+
+
+@strawberry.type(description="One movement of money, immutable once committed.")
+class Transaction(Node):
+    kind: TransactionKind
+    amount: Money = strawberry.field(description="Always positive.")
+    source_account_id: strawberry.ID | None = strawberry.field(
+        description="The debited account's ID; null for a deposit."
+    )
+    destination_account_id: strawberry.ID | None = strawberry.field(
+        description="The credited account's ID; null for a withdrawal."
+    )
+    description: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, transaction: ledger.Transaction) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("Transaction", transaction.id)),
+            kind=transaction.kind,
+            amount=Money.from_domain(transaction.amount),
+            source_account_id=_optional_account_id(transaction.source_account_id),
+            destination_account_id=_optional_account_id(transaction.destination_account_id),
+            description=transaction.description,
+            created_at=transaction.created_at,
+        )
+
+
+@strawberry.type(description="One line on an account's statement.")
+class LedgerEntry(Node):
+    amount: Money = strawberry.field(description="Signed: positive when money came in.")
+    balance_after: Money = strawberry.field(description="The balance right after this line.")
+    created_at: datetime
+    transaction_key: strawberry.Private[ledger.TransactionId]
+
+    @classmethod
+    def from_domain(cls, entry: ledger.Entry) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("LedgerEntry", entry.id)),
+            amount=Money.from_domain(entry.amount),
+            balance_after=Money.from_domain(entry.balance_after),
+            created_at=entry.created_at,
+            transaction_key=entry.transaction_id,
+        )
+
+    @strawberry.field
+    async def transaction(self, info: Info) -> Transaction:
+        found = await info.context.accounts.transaction(
+            actor=await info.context.actor(), transaction_id=self.transaction_key
+        )
+        if found is None:
+            raise LookupError(f"transaction {self.transaction_key} of a visible entry is missing")
+        return Transaction.from_domain(found)
+
+
+@strawberry.type
+class LedgerEntryEdge:
+    cursor: str
+    node: LedgerEntry
+
+
+@strawberry.type
+class LedgerEntryConnection:
+    edges: list[LedgerEntryEdge]
+    page_info: PageInfo
