@@ -52,9 +52,7 @@ class Actor:
     role: Role
 
     def can_read(self, account: Account) -> bool:
-        return account.is_customer and (
-            account.owner_id == self.user_id or self.role is Role.ADMIN
-        )
+        return account.is_customer and (account.owner_id == self.user_id or self.role is Role.ADMIN)
 
     def can_move(self, account: Account) -> bool:
         return account.is_customer and account.owner_id == self.user_id

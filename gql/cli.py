@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "schema":
         schema()
     elif args.command == "migrate":
@@ -71,3 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         serve(settings.model_copy(update=overrides))
+
+
+if __name__ == "__main__":
+    main()

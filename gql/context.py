@@ -37,7 +37,9 @@ ContextGetter = Callable[[Request | WebSocket, Response | WebSocket], Awaitable[
 
 
 def build_context(uow: UnitOfWorkFactory) -> Context:
-    return Context(accounts=AccountService(uow), movements=MovementService(uow), users=UserService(uow))
+    return Context(
+        accounts=AccountService(uow), movements=MovementService(uow), users=UserService(uow)
+    )
 
 
 def make_context_getter(session_factory: async_sessionmaker[AsyncSession]) -> ContextGetter:
@@ -46,7 +48,9 @@ def make_context_getter(session_factory: async_sessionmaker[AsyncSession]) -> Co
     def unit_of_work() -> UnitOfWork:
         return SqlUnitOfWork(session_factory)
 
-    async def get_context(_request: Request | WebSocket, _response: Response | WebSocket) -> Context:
+    async def get_context(
+        _request: Request | WebSocket, _response: Response | WebSocket
+    ) -> Context:
         return build_context(unit_of_work)
 
     return get_context

@@ -18,7 +18,9 @@ class Error:
 
 @strawberry.type
 class ValidationError(Error):
-    field: str = strawberry.field(description='The input field at fault, such as "amount.currency".')
+    field: str = strawberry.field(
+        description='The input field at fault, such as "amount.currency".'
+    )
 
 
 @strawberry.type
@@ -70,7 +72,7 @@ class ErrorMapper:
     def for_amount(cls, amount_field: str) -> Self:
         return cls(amount_field=amount_field)
 
-    def __call__(self, error: errors.DomainError) -> Error:  # noqa: PLR0911
+    def __call__(self, error: errors.DomainError) -> Error:
         match error:
             case errors.InvalidInput(field=field):
                 return ValidationError(message=error.message, field=field)
@@ -84,7 +86,9 @@ class ErrorMapper:
                 return AccountClosed(message=error.message, account_id=_account(key))
             case errors.AccountNotEmpty(account_id=key, balance=balance):
                 return AccountNotEmpty(
-                    message=error.message, account_id=_account(key), balance=Money.from_domain(balance)
+                    message=error.message,
+                    account_id=_account(key),
+                    balance=Money.from_domain(balance),
                 )
             case errors.InsufficientFunds(account_id=key, available=available, requested=requested):
                 return InsufficientFunds(

@@ -7,11 +7,12 @@ from typing import Annotated, Self
 import strawberry
 
 from domain import values
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.money import Currency, Money
 from domain.services import Movement
 from gql import errors as e
 from gql.errors import ErrorMapper
+from gql.ids import BadUserInput
 from gql.inputs import (
     CloseAccountInput,
     DepositInput,
@@ -50,7 +51,9 @@ class MoneyMovement:
         )
 
 
-OpenAccountResult = Annotated[AccountPayload | e.ValidationError, strawberry.union("OpenAccountResult")]
+OpenAccountResult = Annotated[
+    AccountPayload | e.ValidationError, strawberry.union("OpenAccountResult")
+]
 RenameAccountResult = Annotated[
     AccountPayload | e.ValidationError | e.AccountNotFound | e.AccountClosed,
     strawberry.union("RenameAccountResult"),
@@ -93,7 +96,7 @@ TransferResult = Annotated[
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def open_account(self, info: Info, input: OpenAccountInput) -> OpenAccountResult:  # noqa: A002
+    async def open_account(self, info: Info, input: OpenAccountInput) -> OpenAccountResult:
         """Open an account in one currency, optionally with money in it."""
         try:
             name = at("name", values.account_name, input.name)
@@ -104,14 +107,17 @@ class Mutation:
                 else None
             )
             account = await info.context.accounts.open_account(
-                actor=await info.context.actor(), name=name, currency=currency, initial_deposit=initial
+                actor=await info.context.actor(),
+                name=name,
+                currency=currency,
+                initial_deposit=initial,
             )
         except DomainError as error:
             return ErrorMapper.for_amount("initialDeposit")(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation
-    async def rename_account(self, info: Info, input: RenameAccountInput) -> RenameAccountResult:  # noqa: A002
+    async def rename_account(self, info: Info, input: RenameAccountInput) -> RenameAccountResult:
         """Give an open account a new name."""
         try:
             key = account_id("accountId", input.account_id)
@@ -124,10 +130,14 @@ class Mutation:
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation
-    async def close_account(self, info: Info, input: CloseAccountInput) -> CloseAccountResult:  # noqa: A002
+    async def close_account(self, info: Info, input: CloseAccountInput) -> CloseAccountResult:
         """Close an empty account for good."""
         try:
             key = account_id("accountId", input.account_id)
+        except InvalidInput as error:
+            # The contract's CloseAccountResult has no ValidationError member.
+            raise BadUserInput(f"`accountId`: {error.message}") from None
+        try:
             account = await info.context.accounts.close_account(
                 actor=await info.context.actor(), account_id=key
             )
@@ -136,7 +146,7 @@ class Mutation:
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation
-    async def deposit(self, info: Info, input: DepositInput) -> DepositResult:  # noqa: A002
+    async def deposit(self, info: Info, input: DepositInput) -> DepositResult:
         """Put money into one of the viewer's accounts."""
         try:
             movement = await info.context.movements.deposit(
@@ -151,7 +161,7 @@ class Mutation:
         return MoneyMovement.from_domain(movement)
 
     @strawberry.mutation
-    async def withdraw(self, info: Info, input: WithdrawInput) -> WithdrawResult:  # noqa: A002
+    async def withdraw(self, info: Info, input: WithdrawInput) -> WithdrawResult:
         """Take money out of one of the viewer's accounts, never below zero."""
         try:
             movement = await info.context.movements.withdraw(
@@ -166,7 +176,7 @@ class Mutation:
         return MoneyMovement.from_domain(movement)
 
     @strawberry.mutation
-    async def transfer(self, info: Info, input: TransferInput) -> TransferResult:  # noqa: A002
+    async def transfer(self, info: Info, input: TransferInput) -> TransferResult:
         """Move money from one of the viewer's accounts to another open account."""
         try:
             movement = await info.context.movements.transfer(

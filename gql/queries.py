@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from domain import model
 from domain.ledger import EntryId, TransactionId
 from domain.model import AccountId, UserId
 from gql.ids import BadUserInput, MalformedId, from_global_id, key_of, page_request
 from gql.types import (
     Account,
     AccountConnection,
-    AccountStatus,
     Info,
     LedgerEntry,
     Node,
@@ -41,7 +41,9 @@ async def _transaction(info: Info, key: int) -> Transaction | None:
 
 
 async def _entry(info: Info, key: int) -> LedgerEntry | None:
-    found = await info.context.accounts.entry(actor=await info.context.actor(), entry_id=EntryId(key))
+    found = await info.context.accounts.entry(
+        actor=await info.context.actor(), entry_id=EntryId(key)
+    )
     return LedgerEntry.from_domain(found) if found is not None else None
 
 
@@ -61,7 +63,7 @@ _NODE_LOADERS = {
 @strawberry.type
 class Query:
     @strawberry.field
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         """Any object by its global ID; null when it does not exist or is not visible."""
         try:
             type_name, key = from_global_id(id)
@@ -72,8 +74,10 @@ class Query:
             raise BadUserInput("`id` is not an ID issued by this server.")
         return await load(info, key)
 
-    @strawberry.field(description="Null when there is no such account or the viewer may not see it.")
-    async def account(self, info: Info, id: strawberry.ID) -> Account | None:  # noqa: A002
+    @strawberry.field(
+        description="Null when there is no such account or the viewer may not see it."
+    )
+    async def account(self, info: Info, id: strawberry.ID) -> Account | None:
         """One account by its ID."""
         return await _account(info, _key(id, "Account"))
 
@@ -85,7 +89,7 @@ class Query:
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        status: AccountStatus | None = None,
+        status: model.AccountStatus | None = None,
     ) -> AccountConnection:
         """The accounts the viewer may list, a page at a time."""
         page = page_request(first, after)
@@ -97,6 +101,6 @@ class Query:
     @strawberry.field(
         description="Null when there is no such transaction or the viewer may not see it."
     )
-    async def transaction(self, info: Info, id: strawberry.ID) -> Transaction | None:  # noqa: A002
+    async def transaction(self, info: Info, id: strawberry.ID) -> Transaction | None:
         """One transaction by its ID."""
         return await _transaction(info, _key(id, "Transaction"))

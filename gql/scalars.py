@@ -6,6 +6,7 @@ from typing import NewType
 
 import strawberry
 from graphql import IntValueNode, StringValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
 
 DecimalText = NewType("DecimalText", str)
 
@@ -32,4 +33,4 @@ DECIMAL = strawberry.scalar(
     parse_literal=_parse_literal,
 )
 
-SCALARS = {DecimalText: DECIMAL}
+SCALARS: dict[object, ScalarDefinition] = {DecimalText: DECIMAL}

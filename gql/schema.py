@@ -25,7 +25,9 @@ CACHE_SIZE = 512
 def is_unexpected(error: GraphQLError) -> bool:
     """A fault inside a resolver, as opposed to a request the client got wrong."""
     original = error.original_error
-    return error.path is not None and original is not None and not isinstance(original, GraphQLError)
+    return (
+        error.path is not None and original is not None and not isinstance(original, GraphQLError)
+    )
 
 
 class BankSchema(strawberry.Schema):
@@ -36,7 +38,8 @@ class BankSchema(strawberry.Schema):
         for error in errors:
             if is_unexpected(error):
                 logger.error(
-                    "unexpected error in %s", ".".join(map(str, error.path or ())),
+                    "unexpected error in %s",
+                    ".".join(map(str, error.path or ())),
                     exc_info=error.original_error,
                 )
 
@@ -47,7 +50,7 @@ def build_schema(**options: Any) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
-        config=StrawberryConfig(scalar_map=SCALARS),
+        config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=[
             lambda: ParserCache(maxsize=CACHE_SIZE),
             lambda: ValidationCache(maxsize=CACHE_SIZE),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Self
 
@@ -13,6 +14,7 @@ from gql.context import Context
 from gql.ids import page_request, to_cursor, to_global_id
 from gql.scalars import DecimalText
 
+# The domain's enums are the GraphQL enums: one list of values, registered here at the edge.
 Role = strawberry.enum(model.Role, name="Role")
 AccountStatus = strawberry.enum(model.AccountStatus, name="AccountStatus")
 TransactionKind = strawberry.enum(ledger.TransactionKind, name="TransactionKind")
@@ -32,7 +34,7 @@ class PageInfo:
     end_cursor: str | None
 
     @classmethod
-    def of(cls, keys: list[int], *, has_next: bool, has_previous: bool) -> Self:
+    def of(cls, keys: Sequence[int], *, has_next: bool, has_previous: bool) -> Self:
         return cls(
             has_next_page=has_next,
             has_previous_page=has_previous,
@@ -56,7 +58,7 @@ class Money:
 @strawberry.type
 class User(Node):
     email: str
-    role: Role
+    role: model.Role
     created_at: datetime
     key: strawberry.Private[model.UserId]
 
@@ -76,7 +78,7 @@ class User(Node):
         info: Info,
         first: int | None = None,
         after: str | None = None,
-        status: AccountStatus | None = None,
+        status: model.AccountStatus | None = None,
     ) -> AccountConnection:
         actor = await info.context.actor()
         page = page_request(first, after)
@@ -94,7 +96,7 @@ class Account(Node):
     name: str
     currency: str = strawberry.field(description="ISO 4217 code; an account holds one currency.")
     balance: Money
-    status: AccountStatus
+    status: model.AccountStatus
     created_at: datetime
     key: strawberry.Private[model.AccountId]
     owner_key: strawberry.Private[model.UserId | None]
@@ -159,13 +161,14 @@ class AccountConnection:
         cls, accounts: list[model.Account], has_next: bool, has_previous: bool, total: int
     ) -> Self:
         return cls(
-            edges=[AccountEdge(cursor=to_cursor(a.id), node=Account.from_domain(a)) for a in accounts],
+            edges=[
+                AccountEdge(cursor=to_cursor(a.id), node=Account.from_domain(a)) for a in accounts
+            ],
             page_info=PageInfo.of(
                 [a.id for a in accounts], has_next=has_next, has_previous=has_previous
             ),
             total_count=total,
         )
-
 
 
 def _optional_account_id(key: model.AccountId | None) -> strawberry.ID | None:
@@ -174,7 +177,7 @@ def _optional_account_id(key: model.AccountId | None) -> strawberry.ID | None:
 
 @strawberry.type(description="One movement of money, immutable once committed.")
 class Transaction(Node):
-    kind: TransactionKind
+    kind: ledger.TransactionKind
     amount: Money = strawberry.field(description="Always positive.")
     source_account_id: strawberry.ID | None = strawberry.field(
         description="The debited account's ID; null for a deposit."

@@ -20,8 +20,9 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine; on SQLite every transaction takes the write lock at its start."""
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **options)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                                 **options)
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options
+    )
     _serialize_sqlite_writers(engine)
     return engine
 

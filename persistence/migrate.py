@@ -56,3 +56,15 @@ async def pending_schema_changes(engine: AsyncEngine) -> list[Any]:
 
     async with engine.connect() as connection:
         return await connection.run_sync(compare)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Undo migrations down to `revision` ("base" for an empty database)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade, revision)

@@ -110,9 +110,7 @@ class SqlAccountRepository:
         }
         dialect = self._session.get_bind().dialect.name
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        await self._session.exec(
-            insert(AccountRow).values(**values).on_conflict_do_nothing()  # type: ignore[call-overload]
-        )
+        await self._session.exec(insert(AccountRow).values(**values).on_conflict_do_nothing())
         query = (
             select(AccountRow)
             .where(AccountRow.funding_currency == currency.code)
@@ -173,9 +171,10 @@ class SqlTransactionRepository:
         )
         self._session.add(row)
         await flush(self._session)
+        transaction = to_transaction(row)
         self._session.add_all(
             EntryRow(
-                transaction_id=row.id,
+                transaction_id=transaction.id,
                 account_id=entry.account_id,
                 amount=entry.amount.minor_units,
                 balance_after=entry.balance_after.minor_units,
@@ -184,7 +183,7 @@ class SqlTransactionRepository:
             for entry in new.entries
         )
         await flush(self._session)
-        return to_transaction(row)
+        return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:
         row = await self._session.get(TransactionRow, transaction_id)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 # Every constraint gets a predictable name, so that migrations can refer to it on both databases.
@@ -68,7 +77,9 @@ class TransactionRow(SQLModel, table=True):
     __tablename__ = "transactions"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        UniqueConstraint("actor_id", "idempotency_key", name="uq_transactions_actor_id_idempotency_key"),
+        UniqueConstraint(
+            "actor_id", "idempotency_key", name="uq_transactions_actor_id_idempotency_key"
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=_id())
@@ -83,9 +94,7 @@ class TransactionRow(SQLModel, table=True):
     )
     description: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
     actor_id: int = Field(sa_column=_reference("users.id"))
-    idempotency_key: str | None = Field(
-        default=None, sa_column=Column(String(255), nullable=True)
-    )
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     request_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     created_at: datetime = Field(sa_column=_when())
 

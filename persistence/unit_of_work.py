@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import DuplicateRequest
+from domain.ports import AccountRepository, TransactionRepository, UserRepository
 from persistence.repositories import (
     SqlAccountRepository,
     SqlTransactionRepository,
@@ -20,9 +21,9 @@ from persistence.repositories import (
 class SqlUnitOfWork:
     """Commits only when told to; leaving the block otherwise rolls back."""
 
-    users: SqlUserRepository
-    accounts: SqlAccountRepository
-    transactions: SqlTransactionRepository
+    users: UserRepository
+    accounts: AccountRepository
+    transactions: TransactionRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from domain.errors import AccountNotFound, DuplicateRequest, IdempotencyConflict, SameAccountTransfer
+from domain.errors import (
+    AccountNotFound,
+    DuplicateRequest,
+    IdempotencyConflict,
+    SameAccountTransfer,
+)
 from domain.ledger import (
     Idempotency,
     NewTransaction,
@@ -118,8 +123,15 @@ class MovementService:
             credit = locked.get(destination)
             if credit is None or not credit.is_customer:
                 raise AccountNotFound(destination)
-            new = move(request.kind, debit=debit, credit=credit, amount=amount,
-                       actor_id=actor.user_id, description=description, idempotency=key)
+            new = move(
+                request.kind,
+                debit=debit,
+                credit=credit,
+                amount=amount,
+                actor_id=actor.user_id,
+                description=description,
+                idempotency=key,
+            )
             return new, (debit, credit)
 
         return await self._run(actor, key, plan)
@@ -137,9 +149,15 @@ class MovementService:
                 if request.kind is TransactionKind.DEPOSIT
                 else (account, funding)
             )
-            new = move(request.kind, debit=debit, credit=credit, amount=request.amount,
-                       actor_id=request.actor.user_id, description=request.description,
-                       idempotency=key)
+            new = move(
+                request.kind,
+                debit=debit,
+                credit=credit,
+                amount=request.amount,
+                actor_id=request.actor.user_id,
+                description=request.description,
+                idempotency=key,
+            )
             return new, (debit, credit)
 
         return await self._run(request.actor, key, plan)

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Run bankql from a fresh checkout with nothing but Python 3.11+.
+
+    python3 dev.py serve [--host H] [--port P]   install if needed, migrate, serve on SQLite
+    python3 dev.py test [pytest arguments]       install if needed, lint, type-check, test
+    python3 dev.py lock                          re-pin requirements.lock from pyproject.toml
+
+Everything is installed into .venv from requirements.lock, whose hashes pin exactly what CI
+tested; the environment is rebuilt only when the lock or pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+LOCK = ROOT / "requirements.lock"
+STAMP = VENV / ".bankql-installed"
+
+
+def _run(*command: str | Path) -> None:
+    print("+", " ".join(map(str, command)), flush=True)
+    subprocess.run([str(part) for part in command], cwd=ROOT, check=True)
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for source in (LOCK, ROOT / "pyproject.toml"):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> None:
+    """Create .venv and install the locked dependencies and bankql itself, once per lock."""
+    if sys.version_info < (3, 11):
+        sys.exit("bankql needs Python 3.11 or newer")
+    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    python = BIN / "python"
+    _run(python, "-m", "pip", "install", "--quiet", "--require-hashes", "-r", LOCK)
+    _run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--editable", ".")
+    STAMP.write_text(_fingerprint())
+
+
+def serve(arguments: list[str]) -> int:
+    ensure_environment()
+    return subprocess.call([str(BIN / "bankql"), "serve", *arguments], cwd=ROOT)
+
+
+def test(arguments: list[str]) -> int:
+    """Lint, format check, strict types, then the whole suite with coverage."""
+    ensure_environment()
+    steps = [
+        [BIN / "ruff", "check", "."],
+        [BIN / "ruff", "format", "--check", "."],
+        [BIN / "mypy"],
+        [BIN / "python", "-m", "pytest", "--cov", "--cov-report=term", *arguments],
+    ]
+    for step in steps:
+        print("+", " ".join(map(str, step)), flush=True)
+        code = subprocess.call([str(part) for part in step], cwd=ROOT)
+        if code != 0:
+            return code
+    return 0
+
+
+def lock(_arguments: list[str]) -> int:
+    """Resolve pyproject.toml's dependencies again, for every supported Python, with hashes."""
+    ensure_environment()
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "uv")
+    _run(BIN / "uv", "pip", "compile", "pyproject.toml", "--extra", "dev", "--universal",
+         "--python-version", "3.11", "--generate-hashes", "--no-header", "--quiet",
+         "-o", LOCK)
+    return 0
+
+
+COMMANDS = {"serve": serve, "test": test, "lock": lock}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        return 2
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""In-memory implementations of the storage ports, for service tests without a database."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Self
+
+from domain.errors import DuplicateRequest
+from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
+from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
+from domain.money import Currency, Money
+from domain.ports import PageRequest, RecordedRequest
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class FakeStore:
+    """What a committed database would hold."""
+
+    users: dict[UserId, User] = field(default_factory=dict)
+    accounts: dict[AccountId, Account] = field(default_factory=dict)
+    transactions: dict[TransactionId, Transaction] = field(default_factory=dict)
+    requests: dict[tuple[UserId, str], RecordedRequest] = field(default_factory=dict)
+    entries: dict[EntryId, Entry] = field(default_factory=dict)
+    next_id: int = 1
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+class FakeUserRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def add(self, *, email: str, role: Role) -> User:
+        if any(user.email == email for user in self.store.users.values()):
+            raise DuplicateRequest()
+        user = User(UserId(self.store.new_id()), email, role, NOW)
+        self.store.users[user.id] = user
+        return user
+
+    async def get(self, user_id: UserId) -> User | None:
+        return self.store.users.get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self.store.users.values() if u.email == email), None)
+
+
+class FakeAccountRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def add(self, *, owner_id: UserId, name: str, currency: Currency) -> Account:
+        account = Account(
+            AccountId(self.store.new_id()),
+            owner_id,
+            AccountKind.CUSTOMER,
+            name,
+            Money.zero(currency),
+            AccountStatus.OPEN,
+            NOW,
+        )
+        self.store.accounts[account.id] = account
+        return copy.copy(account)
+
+    async def get(self, account_id: AccountId) -> Account | None:
+        found = self.store.accounts.get(account_id)
+        return copy.copy(found) if found else None
+
+    async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
+        return {
+            i: copy.copy(self.store.accounts[i]) for i in account_ids if i in self.store.accounts
+        }
+
+    async def lock_funding(self, currency: Currency) -> Account:
+        for account in self.store.accounts.values():
+            if account.kind is AccountKind.FUNDING and account.currency == currency:
+                return copy.copy(account)
+        funding = Account(
+            AccountId(self.store.new_id()),
+            None,
+            AccountKind.FUNDING,
+            f"Funding {currency}",
+            Money.zero(currency),
+            AccountStatus.OPEN,
+            NOW,
+        )
+        self.store.accounts[funding.id] = funding
+        return copy.copy(funding)
+
+    async def save(self, account: Account) -> None:
+        self.store.accounts[account.id] = copy.copy(account)
+
+    def _listed(self, owner_id: UserId | None, status: AccountStatus | None) -> list[Account]:
+        return [
+            copy.copy(a)
+            for a in sorted(self.store.accounts.values(), key=lambda a: a.id)
+            if a.is_customer and owner_id in (None, a.owner_id) and status in (None, a.status)
+        ]
+
+    async def list(
+        self, *, owner_id: UserId | None, status: AccountStatus | None, page: PageRequest
+    ) -> list[Account]:
+        after = page.after or 0
+        return [a for a in self._listed(owner_id, status) if a.id > after][: page.first + 1]
+
+    async def count(self, *, owner_id: UserId | None, status: AccountStatus | None) -> int:
+        return len(self._listed(owner_id, status))
+
+
+class FakeTransactionRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def record(self, new: NewTransaction) -> Transaction:
+        transaction = Transaction(
+            TransactionId(self.store.new_id()),
+            new.kind,
+            new.amount,
+            new.source_account_id,
+            new.destination_account_id,
+            new.description,
+            new.actor_id,
+            NOW,
+        )
+        if new.idempotency is not None:
+            slot = (new.actor_id, new.idempotency.key)
+            if slot in self.store.requests:
+                raise DuplicateRequest()
+            self.store.requests[slot] = RecordedRequest(transaction, new.idempotency.request_hash)
+        self.store.transactions[transaction.id] = transaction
+        for new_entry in new.entries:
+            entry = Entry(
+                EntryId(self.store.new_id()),
+                transaction.id,
+                new_entry.account_id,
+                new_entry.amount,
+                new_entry.balance_after,
+                NOW,
+            )
+            self.store.entries[entry.id] = entry
+        return transaction
+
+    async def get(self, transaction_id: TransactionId) -> Transaction | None:
+        return self.store.transactions.get(transaction_id)
+
+    async def find_request(self, actor_id: UserId, key: str) -> RecordedRequest | None:
+        return self.store.requests.get((actor_id, key))
+
+    async def entries(self, account_id: AccountId, page: PageRequest) -> list[Entry]:
+        before = page.after if page.after is not None else float("inf")
+        found = [
+            e for e in self.store.entries.values() if e.account_id == account_id and e.id < before
+        ]
+        return sorted(found, key=lambda e: e.id, reverse=True)[: page.first + 1]
+
+    async def get_entry(self, entry_id: EntryId) -> Entry | None:
+        return self.store.entries.get(entry_id)
+
+
+class FakeUnitOfWork:
+    """Works on a copy of the store and writes it back only on commit, as a transaction would."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.committed_store = store
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        self.working = replace(
+            self.committed_store,
+            users=dict(self.committed_store.users),
+            accounts={k: copy.copy(v) for k, v in self.committed_store.accounts.items()},
+            transactions=dict(self.committed_store.transactions),
+            requests=dict(self.committed_store.requests),
+            entries=dict(self.committed_store.entries),
+        )
+        self.users = FakeUserRepository(self.working)
+        self.accounts = FakeAccountRepository(self.working)
+        self.transactions = FakeTransactionRepository(self.working)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        del self.working
+
+    async def commit(self) -> None:
+        store = self.committed_store
+        store.users, store.accounts = self.working.users, self.working.accounts
+        store.transactions, store.requests = self.working.transactions, self.working.requests
+        store.entries, store.next_id = self.working.entries, self.working.next_id
+        self.committed = True
+
+
+class FakeUnitOfWorkFactory:
+    """Hands out units of work on one store and remembers them, so tests can ask what committed."""
+
+    def __init__(self) -> None:
+        self.store = FakeStore()
+        self.made: list[FakeUnitOfWork] = []
+
+    def __call__(self) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.store)
+        self.made.append(uow)
+        return uow
+
+    @property
+    def commits(self) -> int:
+        return sum(uow.committed for uow in self.made)

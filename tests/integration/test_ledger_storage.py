@@ -1,0 +1,104 @@
+"""The database itself guards the ledger: append-only history, no negative customer balance."""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from domain.errors import DuplicateRequest
+from domain.ledger import Idempotency, TransactionKind, move
+from domain.model import AccountId, Actor, Role
+from domain.money import Currency, Money
+from domain.ports import PageRequest
+from domain.services import AccountService, UserService
+
+EUR = Currency.of("EUR")
+
+
+async def funded_account(uow_factory, amount=1000):
+    actor = await UserService(uow_factory).local_actor()
+    account = await AccountService(uow_factory).open_account(
+        actor=actor, name="A", currency=EUR, initial_deposit=Money(amount, EUR)
+    )
+    return actor, account
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE transactions SET amount = amount + 1",
+        "DELETE FROM transactions",
+        "UPDATE entries SET amount = amount + 1",
+        "DELETE FROM entries",
+    ],
+)
+async def test_ledger_rows_cannot_be_updated_or_deleted(engine, uow_factory, statement):
+    await funded_account(uow_factory)
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with engine.begin() as connection:
+            await connection.execute(text(statement))
+
+
+async def test_the_database_refuses_a_negative_customer_balance(engine, uow_factory):
+    await funded_account(uow_factory)
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE accounts SET balance = -1 WHERE kind = 'CUSTOMER'")
+            )
+
+
+async def test_one_key_per_user_is_enforced_by_the_database(uow_factory):
+    actor, account = await funded_account(uow_factory)
+    for attempt in range(2):
+        async with uow_factory() as uow:
+            [locked] = (await uow.accounts.lock([account.id])).values()
+            funding = await uow.accounts.lock_funding(EUR)
+            new = move(
+                TransactionKind.DEPOSIT,
+                debit=funding,
+                credit=locked,
+                amount=Money(1, EUR),
+                actor_id=actor.user_id,
+                description=None,
+                idempotency=Idempotency("same-key", "digest"),
+            )
+            if attempt == 0:
+                await uow.transactions.record(new)
+                await uow.commit()
+            else:
+                # The lookup in code is skipped on purpose: the constraint alone must refuse it.
+                with pytest.raises(DuplicateRequest):
+                    await uow.transactions.record(new)
+
+
+async def test_uncommitted_work_is_rolled_back(uow_factory):
+    _, account = await funded_account(uow_factory)
+    async with uow_factory() as uow:
+        [locked] = (await uow.accounts.lock([account.id])).values()
+        locked.rename("Never saved")
+        await uow.accounts.save(locked)
+    async with uow_factory() as uow:
+        assert (await uow.accounts.get(account.id)).name == "A"
+
+
+async def test_repositories_round_trip_the_domain_objects(uow_factory):
+    actor, account = await funded_account(uow_factory, 1234)
+    async with uow_factory() as uow:
+        stored = await uow.accounts.get(account.id)
+        [entry] = await uow.transactions.entries(account.id, PageRequest(10))
+        transaction = await uow.transactions.get(entry.transaction_id)
+        assert await uow.transactions.get_entry(entry.id) == entry
+        assert await uow.accounts.get(AccountId(999_999)) is None
+        assert await uow.users.get(actor.user_id) is not None
+    assert stored == account
+    assert stored.created_at.tzinfo is not None
+    assert (entry.amount, entry.balance_after) == (Money(1234, EUR), Money(1234, EUR))
+    assert transaction.kind is TransactionKind.DEPOSIT
+    assert transaction.destination_account_id == account.id
+
+
+async def test_the_local_user_is_one_row_whoever_asks_first(uow_factory):
+    users = UserService(uow_factory)
+    assert await users.local_actor() == await users.local_actor()
+    assert (await users.local_actor()).role is Role.CUSTOMER
+    assert isinstance(await users.local_actor(), Actor)

@@ -1,0 +1,209 @@
+import pytest
+
+from domain.errors import (
+    AccountClosed,
+    AccountNotFound,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidValue,
+    SameAccountTransfer,
+)
+from domain.ledger import TransactionKind
+from domain.model import AccountId, AccountKind, AccountStatus, Actor, Role, UserId
+from domain.money import Currency, Money
+from domain.ports import PageRequest
+from domain.services import AccountService, MovementService, UserService
+from tests.fakes import FakeUnitOfWorkFactory
+
+EUR, USD = Currency.of("EUR"), Currency.of("USD")
+ALICE = Actor(UserId(1001), Role.CUSTOMER)
+BOB = Actor(UserId(1002), Role.CUSTOMER)
+ADMIN = Actor(UserId(1003), Role.ADMIN)
+
+
+def eur(minor_units):
+    return Money(minor_units, EUR)
+
+
+@pytest.fixture
+def uow():
+    return FakeUnitOfWorkFactory()
+
+
+@pytest.fixture
+def accounts(uow):
+    return AccountService(uow)
+
+
+@pytest.fixture
+def movements(uow):
+    return MovementService(uow)
+
+
+def balances(uow):
+    return {a.id: a.balance.minor_units for a in uow.store.accounts.values() if a.is_customer}
+
+
+def funding_balance(uow, currency=EUR):
+    return next(
+        a.balance.minor_units
+        for a in uow.store.accounts.values()
+        if a.kind is AccountKind.FUNDING and a.currency == currency
+    )
+
+
+async def test_opening_with_an_initial_deposit_records_a_deposit(uow, accounts):
+    account = await accounts.open_account(
+        actor=ALICE, name="Main", currency=EUR, initial_deposit=eur(1050)
+    )
+    assert account.balance == eur(1050)
+    [transaction] = uow.store.transactions.values()
+    assert transaction.kind is TransactionKind.DEPOSIT
+    assert transaction.destination_account_id == account.id
+    assert funding_balance(uow) == -1050
+    assert uow.commits == 1
+
+
+async def test_opening_with_zero_records_no_transaction(uow, accounts):
+    await accounts.open_account(actor=ALICE, name="Main", currency=EUR, initial_deposit=eur(0))
+    assert uow.store.transactions == {}
+
+
+async def test_a_negative_initial_deposit_opens_nothing(uow, accounts):
+    with pytest.raises(InvalidValue):
+        await accounts.open_account(actor=ALICE, name="Main", currency=EUR, initial_deposit=eur(-1))
+    assert uow.store.accounts == {}
+
+
+async def test_deposit_withdraw_and_transfer_keep_every_unit_of_money(uow, accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
+    b = await accounts.open_account(actor=ALICE, name="B", currency=EUR)
+    await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(1000))
+    await movements.transfer(actor=ALICE, source=a.id, destination=b.id, amount=eur(300))
+    movement = await movements.withdraw(actor=ALICE, account_id=b.id, amount=eur(100))
+    assert balances(uow) == {a.id: 700, b.id: 200}
+    assert funding_balance(uow) == -900
+    assert movement.source is not None and movement.source.balance == eur(200)
+    assert movement.destination is None
+    assert sum(e.amount.minor_units for e in uow.store.entries.values()) == 0
+
+
+async def test_an_overdraft_moves_nothing_and_commits_nothing(uow, accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(100))
+    commits = uow.commits
+    with pytest.raises(InsufficientFunds):
+        await movements.withdraw(actor=ALICE, account_id=a.id, amount=eur(101))
+    assert balances(uow) == {a.id: 100}
+    assert uow.commits == commits
+
+
+async def test_someone_elses_account_looks_like_no_account(uow, accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(100))
+    with pytest.raises(AccountNotFound):
+        await movements.withdraw(actor=BOB, account_id=a.id, amount=eur(1))
+    with pytest.raises(AccountNotFound):
+        await accounts.rename_account(actor=BOB, account_id=a.id, name="mine")
+    assert await accounts.account(actor=BOB, account_id=a.id) is None
+    assert (await accounts.account(actor=ADMIN, account_id=a.id)) is not None
+
+
+async def test_a_transfer_may_credit_another_owners_account_but_not_show_it(accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(100))
+    b = await accounts.open_account(actor=BOB, name="B", currency=EUR)
+    movement = await movements.transfer(actor=ALICE, source=a.id, destination=b.id, amount=eur(40))
+    assert movement.source is not None and movement.destination is None
+    statement = await accounts.statement(actor=BOB, account_id=b.id, page=PageRequest(10))
+    assert [e.amount for e in statement.items] == [eur(40)]
+
+
+async def test_transfers_to_the_same_or_a_missing_account_are_refused(accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(100))
+    with pytest.raises(SameAccountTransfer):
+        await movements.transfer(actor=ALICE, source=a.id, destination=a.id, amount=eur(1))
+    with pytest.raises(AccountNotFound) as caught:
+        await movements.transfer(
+            actor=ALICE, source=a.id, destination=AccountId(999), amount=eur(1)
+        )
+    assert caught.value.account_id == 999
+
+
+async def test_currency_and_closed_checks(accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(100))
+    d = await accounts.open_account(actor=ALICE, name="D", currency=USD)
+    with pytest.raises(CurrencyMismatch):
+        await movements.deposit(actor=ALICE, account_id=a.id, amount=Money(5, USD))
+    with pytest.raises(CurrencyMismatch):
+        await movements.transfer(actor=ALICE, source=a.id, destination=d.id, amount=eur(5))
+    await accounts.close_account(actor=ALICE, account_id=d.id)
+    with pytest.raises(AccountClosed):
+        await movements.deposit(actor=ALICE, account_id=d.id, amount=Money(5, USD))
+
+
+@pytest.mark.parametrize("amount", [0, -5])
+async def test_movements_need_a_positive_amount(accounts, movements, amount):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
+    with pytest.raises(InvalidValue):
+        await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(amount))
+
+
+async def test_a_retried_key_replays_the_first_transaction(uow, accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
+    first = await movements.deposit(
+        actor=ALICE, account_id=a.id, amount=eur(5), idempotency_key="k"
+    )
+    again = await movements.deposit(
+        actor=ALICE, account_id=a.id, amount=eur(5), idempotency_key="k"
+    )
+    assert again.transaction == first.transaction
+    assert balances(uow) == {a.id: 5}
+    with pytest.raises(IdempotencyConflict):
+        await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(6), idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):
+        await movements.deposit(
+            actor=ALICE, account_id=a.id, amount=eur(5), idempotency_key="k", description="other"
+        )
+
+
+async def test_a_key_refused_with_an_error_can_be_used_again(uow, accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
+    with pytest.raises(InsufficientFunds):
+        await movements.withdraw(actor=ALICE, account_id=a.id, amount=eur(5), idempotency_key="k")
+    await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(5), idempotency_key="k")
+    assert balances(uow) == {a.id: 5}
+
+
+async def test_keys_belong_to_one_user(uow, accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
+    b = await accounts.open_account(actor=BOB, name="B", currency=EUR)
+    await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(5), idempotency_key="k")
+    await movements.deposit(actor=BOB, account_id=b.id, amount=eur(7), idempotency_key="k")
+    assert balances(uow) == {a.id: 5, b.id: 7}
+
+
+async def test_closing_needs_an_empty_account_and_is_final(accounts, movements):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(1))
+    await movements.withdraw(actor=ALICE, account_id=a.id, amount=eur(1))
+    closed = await accounts.close_account(actor=ALICE, account_id=a.id)
+    assert closed.status is AccountStatus.CLOSED
+    with pytest.raises(AccountClosed):
+        await accounts.close_account(actor=ALICE, account_id=a.id)
+
+
+async def test_listing_pages_through_own_accounts_and_admins_see_all(accounts):
+    mine = [await accounts.open_account(actor=ALICE, name=f"A{i}", currency=EUR) for i in range(3)]
+    await accounts.open_account(actor=BOB, name="B", currency=EUR)
+    first = await accounts.accounts(actor=ALICE, status=None, page=PageRequest(2))
+    assert [a.id for a in first.items] == [mine[0].id, mine[1].id]
+    assert first.has_next and not first.has_previous
+    rest = await accounts.accounts(actor=ALICE, status=None, page=PageRequest(2, mine[1].id))
+    assert [a.id for a in rest.items] == [mine[2].id] and not rest.has_next and rest.has_previous
+    assert await accounts.count_accounts(actor=ADMIN, status=None) == 4
+    assert await accounts.count_accounts(actor=BOB, status=None, owner_id=ALICE.user_id) == 0
+
+
+async def test_the_local_user_is_created_once(uow):
+    users = UserService(uow)
+    first, second = await users.local_actor(), await users.local_actor()
+    assert first == second
+    assert len(uow.store.users) == 1
