@@ -78,9 +78,22 @@ def lock(_arguments: list[str]) -> int:
     """Resolve pyproject.toml's dependencies again, for every supported Python, with hashes."""
     ensure_environment()
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "uv")
-    _run(BIN / "uv", "pip", "compile", "pyproject.toml", "--extra", "dev", "--universal",
-         "--python-version", "3.11", "--generate-hashes", "--no-header", "--quiet",
-         "-o", LOCK)
+    _run(
+        BIN / "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--extra",
+        "dev",
+        "--universal",
+        "--python-version",
+        "3.11",
+        "--generate-hashes",
+        "--no-header",
+        "--quiet",
+        "-o",
+        LOCK,
+    )
     return 0
 
 
