@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -44,19 +44,23 @@ class BankSchema(strawberry.Schema):
                 )
 
 
-def build_schema(**options: Any) -> strawberry.Schema:
-    """The bankql schema with parser and validation caches and masked unexpected errors."""
+def build_schema(*, caches: bool = True) -> strawberry.Schema:
+    """The bankql schema with masked unexpected errors and, unless told not to, the caches."""
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR)
+    ]
+    if caches:
+        # Validating a document otherwise costs more than running it; the caches are bounded.
+        extensions += [
+            lambda: ParserCache(maxsize=CACHE_SIZE),
+            lambda: ValidationCache(maxsize=CACHE_SIZE),
+        ]
     return BankSchema(
         query=Query,
         mutation=Mutation,
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
-        extensions=[
-            lambda: ParserCache(maxsize=CACHE_SIZE),
-            lambda: ValidationCache(maxsize=CACHE_SIZE),
-            lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR),
-        ],
-        **options,
+        extensions=extensions,
     )
 
 
