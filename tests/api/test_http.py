@@ -40,3 +40,15 @@ async def test_a_malformed_document_is_a_top_level_error_not_a_fault(gql, caplog
 async def test_a_wrongly_typed_variable_is_a_top_level_error(gql):
     body = await gql.request("query($n: Int) { accounts(first: $n) { totalCount } }", n="ten")
     assert body["errors"] and body.get("data") is None
+
+
+def test_the_schema_caches_parsed_and_validated_documents():
+    from strawberry.extensions import ParserCache, ValidationCache
+
+    from gql.schema import build_schema
+
+    made = {type(make()) for make in build_schema().extensions}
+    assert {ParserCache, ValidationCache} <= made
+    assert not {ParserCache, ValidationCache} & {
+        type(make()) for make in build_schema(caches=False).extensions
+    }
