@@ -2,6 +2,7 @@
 """Run bankql from a fresh checkout with nothing but Python 3.11+.
 
     python3 dev.py serve [--host H] [--port P]   install if needed, migrate, serve on SQLite
+                                                 (in development mode unless BANKQL_ENV is set)
     python3 dev.py test [pytest arguments]       install if needed, lint, type-check, test
     python3 dev.py lock                          re-pin requirements.lock from pyproject.toml
 
@@ -53,8 +54,10 @@ def ensure_environment() -> None:
 
 
 def serve(arguments: list[str]) -> int:
+    """Serve on this machine; development mode unless BANKQL_ENV says otherwise."""
     ensure_environment()
-    return subprocess.call([str(BIN / "bankql"), "serve", *arguments], cwd=ROOT)
+    environment = {"BANKQL_ENV": "development"} | dict(os.environ)
+    return subprocess.call([str(BIN / "bankql"), "serve", *arguments], cwd=ROOT, env=environment)
 
 
 def test(arguments: list[str]) -> int:

@@ -106,6 +106,30 @@ class IdempotencyConflict(DomainError):
         self.message = "This idempotency key was already used for a different request."
 
 
+@dataclass
+class EmailAlreadyRegistered(DomainError):
+    def __post_init__(self) -> None:
+        self.message = "An account with this email address already exists."
+
+
+@dataclass
+class InvalidCredentials(DomainError):
+    def __post_init__(self) -> None:
+        self.message = "The email address or the password is wrong."
+
+
+@dataclass
+class NotSignedIn(DomainError):
+    def __post_init__(self) -> None:
+        self.message = "Sign in to do this."
+
+
+@dataclass
+class Forbidden(DomainError):
+    def __post_init__(self) -> None:
+        self.message = "Only an administrator may do this."
+
+
 class LedgerInvariantBroken(Exception):
     """A bug, not a user error: the ledger refused to record something inconsistent."""
 

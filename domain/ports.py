@@ -36,10 +36,31 @@ class RecordedRequest:
     request_hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What a check of the whole ledger found; empty id lists mean a clean ledger."""
+
+    accounts_checked: int
+    transactions_checked: int
+    mismatched_account_ids: list[AccountId]
+    unbalanced_transaction_ids: list[TransactionId]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched_account_ids and not self.unbalanced_transaction_ids
+
+
 class UserRepository(Protocol):
-    async def add(self, *, email: str, role: Role) -> User: ...
+    """Users and their passwords; a password hash never leaves the implementation."""
+
+    async def add(self, *, email: str, role: Role, password: str) -> User:
+        """Store a new user; DuplicateRequest when the email is taken."""
+        ...
+
     async def get(self, user_id: UserId) -> User | None: ...
-    async def get_by_email(self, email: str) -> User | None: ...
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user when the password is theirs; as slow for an unknown email as a known one."""
+        ...
 
 
 class AccountRepository(Protocol):
@@ -72,6 +93,9 @@ class TransactionRepository(Protocol):
         ...
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None: ...
+    async def audit(self) -> AuditReport:
+        """Check every account's balance against its entries and every transaction's sum."""
+        ...
 
 
 class UnitOfWork(Protocol):

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
+from typing import TypeVar
 
-from domain.errors import InvalidValue
+from email_validator import EmailNotValidError, validate_email
+
+from domain.errors import AmountOutOfRange, InvalidInput, InvalidValue
+
+T = TypeVar("T")
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 500
 IDEMPOTENCY_KEY_MAX = 255
+PASSWORD_MIN = 12
+PASSWORD_MAX = 256
+EMAIL_MAX = 320
+
+
+def at(field: str, parse: Callable[..., T], *args: object) -> T:
+    """Run a parser on one input field, naming that field (a dotted path) in its error."""
+    try:
+        return parse(*args)
+    except (InvalidValue, AmountOutOfRange) as error:
+        raise InvalidInput(field, error.message) from error
 
 
 def _has_control_characters(text: str) -> bool:
@@ -47,4 +64,23 @@ def idempotency_key(text: str | None) -> str | None:
         raise InvalidValue(f"An idempotency key has 1 to {IDEMPOTENCY_KEY_MAX} characters.")
     if _has_control_characters(text):
         raise InvalidValue("An idempotency key cannot contain control characters.")
+    return text
+
+
+def email(text: str) -> str:
+    """An address trimmed and lower-cased, so that one mailbox is one user whatever its case."""
+    address = text.strip()
+    if len(address) > EMAIL_MAX:
+        raise InvalidValue(f"An email address has at most {EMAIL_MAX} characters.")
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidValue(f"This is not a valid email address: {error}") from None
+    return checked.normalized.lower()
+
+
+def password(text: str) -> str:
+    """A password of 12 to 256 characters, kept exactly as typed."""
+    if not PASSWORD_MIN <= len(text) <= PASSWORD_MAX:
+        raise InvalidValue(f"A password has {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
     return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,7 +13,8 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from gql.context import Context, ContextGetter, make_context_getter
+from gql.auth import TokenCodec
+from gql.context import Context, ContextGetter, make_context_getter, password_hashing
 from gql.schema import build_schema
 from gql.settings import Settings
 from persistence.database import make_engine, make_session_factory
@@ -36,9 +38,15 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 def create_app(settings: Settings, *, context_getter: ContextGetter | None = None) -> Starlette:
-    """Build the app; tests may pass their own context getter, as the app would build it."""
+    """Build the app; raises ConfigurationError for settings it cannot start with.
+
+    Tests may pass their own context getter, as the app would build it, to swap storage.
+    """
+    tokens = TokenCodec(settings.signing_key(), timedelta(seconds=settings.token_ttl_seconds))
     engine = make_engine(settings.database_url)
-    getter = context_getter or make_context_getter(make_session_factory(engine))
+    getter = context_getter or make_context_getter(
+        make_session_factory(engine), tokens, password_hashing(settings)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -51,4 +59,5 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.tokens = tokens
     return app

@@ -7,50 +7,93 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domain.model import Actor
+from domain.model import Actor, UserId
 from domain.ports import UnitOfWork, UnitOfWorkFactory
-from domain.services import AccountService, MovementService, UserService
+from domain.services import AccountService, AuditService, MovementService, UserService
+from gql.auth import TokenCodec, bearer_token
+from gql.problems import Unauthenticated
+from gql.settings import Settings
+from persistence.passwords import PasswordHashing
 from persistence.unit_of_work import SqlUnitOfWork
 
 
 @dataclass
 class Context:
-    """What every resolver may use: the services, and who the request acts for."""
+    """What every resolver may use: the services, the token codec, and who is signed in."""
 
     accounts: AccountService
     movements: MovementService
     users: UserService
-    _actor: Actor | None = field(default=None, repr=False)
+    audit: AuditService
+    tokens: TokenCodec
+    viewer_id: UserId | None = None
+    _viewer: Actor | None = field(default=None, repr=False)
+
+    async def viewer(self) -> Actor | None:
+        """The signed-in user, looked up once per request; None without a valid token."""
+        if self._viewer is None and self.viewer_id is not None:
+            self._viewer = await self.users.actor(self.viewer_id)
+        return self._viewer
 
     async def actor(self) -> Actor:
-        """The acting user, looked up once per request."""
-        if self._actor is None:
-            self._actor = await self.users.local_actor()
-        return self._actor
+        """The signed-in user, or an UNAUTHENTICATED error."""
+        viewer = await self.viewer()
+        if viewer is None:
+            raise Unauthenticated("Sign in to do this: send Authorization: Bearer <token>.")
+        return viewer
 
 
 ContextGetter = Callable[[Request | WebSocket, Response | WebSocket], Awaitable[Context]]
 
 
-def build_context(uow: UnitOfWorkFactory) -> Context:
+def build_context(
+    uow: UnitOfWorkFactory, tokens: TokenCodec, viewer_id: UserId | None = None
+) -> Context:
     return Context(
-        accounts=AccountService(uow), movements=MovementService(uow), users=UserService(uow)
+        accounts=AccountService(uow),
+        movements=MovementService(uow),
+        users=UserService(uow),
+        audit=AuditService(uow),
+        tokens=tokens,
+        viewer_id=viewer_id,
     )
 
 
-def make_context_getter(session_factory: async_sessionmaker[AsyncSession]) -> ContextGetter:
-    """The context getter for the app: each request gets fresh services on this database."""
+def password_hashing(settings: Settings) -> PasswordHashing:
+    return PasswordHashing(
+        time_cost=settings.password_time_cost,
+        memory_cost_kib=settings.password_memory_kib,
+        parallelism=settings.password_parallelism,
+    )
 
+
+def sql_unit_of_work(
+    session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
+) -> UnitOfWorkFactory:
     def unit_of_work() -> UnitOfWork:
-        return SqlUnitOfWork(session_factory)
+        return SqlUnitOfWork(session_factory, passwords)
 
-    async def get_context(
-        _request: Request | WebSocket, _response: Response | WebSocket
-    ) -> Context:
-        return build_context(unit_of_work)
+    return unit_of_work
+
+
+def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> UserId | None:
+    token = bearer_token(connection.headers.get("authorization"))
+    return tokens.user_id(token) if token is not None else None
+
+
+def make_context_getter(
+    session_factory: async_sessionmaker[AsyncSession],
+    tokens: TokenCodec,
+    passwords: PasswordHashing,
+) -> ContextGetter:
+    """The context getter for the app: each request gets fresh services on this database."""
+    unit_of_work = sql_unit_of_work(session_factory, passwords)
+
+    async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
+        return build_context(unit_of_work, tokens, viewer_of(request, tokens))
 
     return get_context

@@ -57,6 +57,16 @@ class IdempotencyConflict(Error):
     idempotency_key: str
 
 
+@strawberry.type
+class EmailAlreadyRegistered(Error):
+    pass
+
+
+@strawberry.type
+class InvalidCredentials(Error):
+    pass
+
+
 def _account(key: int) -> strawberry.ID:
     return strawberry.ID(to_global_id("Account", key))
 
@@ -64,7 +74,12 @@ def _account(key: int) -> strawberry.ID:
 class ErrorMapper:
     """Turns a domain error into its GraphQL type, knowing the mutation's field names."""
 
-    def __init__(self, *, amount_field: str, same_account_field: str = "destinationAccountId"):
+    def __init__(
+        self,
+        *,
+        amount_field: str = "amount.amount",
+        same_account_field: str = "destinationAccountId",
+    ):
         self.amount_field = amount_field
         self.same_account_field = same_account_field
 
@@ -101,4 +116,8 @@ class ErrorMapper:
                 return CurrencyMismatch(message=error.message, expected=expected, received=received)
             case errors.IdempotencyConflict(idempotency_key=key):
                 return IdempotencyConflict(message=error.message, idempotency_key=key)
+            case errors.EmailAlreadyRegistered():
+                return EmailAlreadyRegistered(message=error.message)
+            case errors.InvalidCredentials():
+                return InvalidCredentials(message=error.message)
         raise error

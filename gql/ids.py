@@ -6,21 +6,13 @@ import base64
 import binascii
 import re
 
-from graphql import GraphQLError
-
 from domain.ports import PageRequest
+from gql.problems import BadUserInput
 
 MAX_KEY = 2**63 - 1
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _KEY = re.compile(r"[1-9][0-9]{0,18}")
-
-
-class BadUserInput(GraphQLError):
-    """A top-level error for arguments the server cannot work with; shown as it is."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, extensions={"code": "BAD_USER_INPUT"})
 
 
 class MalformedId(ValueError):

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import strawberry
 
 from domain import values
-from domain.errors import AmountOutOfRange, InvalidInput, InvalidValue
+from domain.errors import InvalidValue
 from domain.model import AccountId
 from domain.money import Currency, Money
+from domain.values import at
 from gql.ids import MalformedId, key_of
 from gql.scalars import DecimalText
-
-T = TypeVar("T")
-
-
-def at(field: str, parse: Callable[..., T], *args: object) -> T:
-    """Run a parser for one input field, naming that field in the error it raises."""
-    try:
-        return parse(*args)
-    except (InvalidValue, AmountOutOfRange) as error:
-        raise InvalidInput(field, error.message) from error
 
 
 def _account_key(global_id: str) -> AccountId:
@@ -48,6 +36,18 @@ class MoneyInput:
         description="Positive, with no more decimal places than the currency has."
     )
     currency: str
+
+
+@strawberry.input
+class RegisterInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
 
 
 @strawberry.input

@@ -10,23 +10,26 @@ from domain import values
 from domain.errors import DomainError, InvalidInput
 from domain.money import Currency, Money
 from domain.services import Movement
+from domain.values import at
 from gql import errors as e
 from gql.errors import ErrorMapper
-from gql.ids import BadUserInput
 from gql.inputs import (
     CloseAccountInput,
     DepositInput,
+    LoginInput,
     OpenAccountInput,
+    RegisterInput,
     RenameAccountInput,
     TransferInput,
     WithdrawInput,
     account_id,
-    at,
     description,
     idempotency_key,
     money,
 )
-from gql.types import Account, Info, Transaction
+from gql.permissions import SIGNED_IN
+from gql.problems import BadUserInput
+from gql.types import Account, AuthPayload, Info, Transaction
 
 
 @strawberry.type
@@ -51,6 +54,12 @@ class MoneyMovement:
         )
 
 
+RegisterResult = Annotated[
+    AuthPayload | e.ValidationError | e.EmailAlreadyRegistered, strawberry.union("RegisterResult")
+]
+LoginResult = Annotated[
+    AuthPayload | e.ValidationError | e.InvalidCredentials, strawberry.union("LoginResult")
+]
 OpenAccountResult = Annotated[
     AccountPayload | e.ValidationError, strawberry.union("OpenAccountResult")
 ]
@@ -96,6 +105,24 @@ TransferResult = Annotated[
 @strawberry.type
 class Mutation:
     @strawberry.mutation
+    async def register(self, info: Info, input: RegisterInput) -> RegisterResult:
+        """Create a customer and sign them in."""
+        try:
+            user = await info.context.users.register(email=input.email, password=input.password)
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
+        return AuthPayload.issue(info.context.tokens, user)
+
+    @strawberry.mutation
+    async def login(self, info: Info, input: LoginInput) -> LoginResult:
+        """Sign in with an email address and a password."""
+        try:
+            user = await info.context.users.sign_in(email=input.email, password=input.password)
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
+        return AuthPayload.issue(info.context.tokens, user)
+
+    @strawberry.mutation(permission_classes=SIGNED_IN)
     async def open_account(self, info: Info, input: OpenAccountInput) -> OpenAccountResult:
         """Open an account in one currency, optionally with money in it."""
         try:
@@ -116,7 +143,7 @@ class Mutation:
             return ErrorMapper.for_amount("initialDeposit")(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=SIGNED_IN)
     async def rename_account(self, info: Info, input: RenameAccountInput) -> RenameAccountResult:
         """Give an open account a new name."""
         try:
@@ -129,7 +156,7 @@ class Mutation:
             return ErrorMapper.for_amount("name")(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=SIGNED_IN)
     async def close_account(self, info: Info, input: CloseAccountInput) -> CloseAccountResult:
         """Close an empty account for good."""
         try:
@@ -145,7 +172,7 @@ class Mutation:
             return ErrorMapper.for_amount("accountId")(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=SIGNED_IN)
     async def deposit(self, info: Info, input: DepositInput) -> DepositResult:
         """Put money into one of the viewer's accounts."""
         try:
@@ -160,7 +187,7 @@ class Mutation:
             return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
         return MoneyMovement.from_domain(movement)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=SIGNED_IN)
     async def withdraw(self, info: Info, input: WithdrawInput) -> WithdrawResult:
         """Take money out of one of the viewer's accounts, never below zero."""
         try:
@@ -175,7 +202,7 @@ class Mutation:
             return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
         return MoneyMovement.from_domain(movement)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=SIGNED_IN)
     async def transfer(self, info: Info, input: TransferInput) -> TransferResult:
         """Move money from one of the viewer's accounts to another open account."""
         try:

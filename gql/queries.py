@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import strawberry
 
-from domain import model
+from domain import errors, model
 from domain.ledger import EntryId, TransactionId
 from domain.model import AccountId, UserId
-from gql.ids import BadUserInput, MalformedId, from_global_id, key_of, page_request
+from gql.ids import MalformedId, from_global_id, key_of, page_request
+from gql.permissions import SIGNED_IN
+from gql.problems import BadUserInput, Forbidden
 from gql.types import (
     Account,
     AccountConnection,
     Info,
+    LedgerAudit,
     LedgerEntry,
     Node,
     Transaction,
@@ -62,7 +65,22 @@ _NODE_LOADERS = {
 
 @strawberry.type
 class Query:
-    @strawberry.field
+    @strawberry.field(description="The signed-in user; null without a valid token.")
+    async def viewer(self, info: Info) -> User | None:
+        """Who the token in this request belongs to."""
+        viewer = await info.context.viewer()
+        return await _user(info, viewer.user_id) if viewer is not None else None
+
+    @strawberry.field(description="Administrators only.", permission_classes=SIGNED_IN)
+    async def ledger_audit(self, info: Info) -> LedgerAudit:
+        """Check the whole ledger in the database and report every mismatch."""
+        try:
+            report = await info.context.audit.audit(actor=await info.context.actor())
+        except errors.Forbidden as error:
+            raise Forbidden(error.message) from None
+        return LedgerAudit.from_domain(report)
+
+    @strawberry.field(permission_classes=SIGNED_IN)
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         """Any object by its global ID; null when it does not exist or is not visible."""
         try:
@@ -75,14 +93,16 @@ class Query:
         return await load(info, key)
 
     @strawberry.field(
-        description="Null when there is no such account or the viewer may not see it."
+        description="Null when there is no such account or the viewer may not see it.",
+        permission_classes=SIGNED_IN,
     )
     async def account(self, info: Info, id: strawberry.ID) -> Account | None:
         """One account by its ID."""
         return await _account(info, _key(id, "Account"))
 
     @strawberry.field(
-        description="The viewer's accounts, oldest first; an administrator sees every account."
+        description="The viewer's accounts, oldest first; an administrator sees every account.",
+        permission_classes=SIGNED_IN,
     )
     async def accounts(
         self,
@@ -99,7 +119,8 @@ class Query:
         return AccountConnection.of(found.items, found.has_next, found.has_previous, total)
 
     @strawberry.field(
-        description="Null when there is no such transaction or the viewer may not see it."
+        description="Null when there is no such transaction or the viewer may not see it.",
+        permission_classes=SIGNED_IN,
     )
     async def transaction(self, info: Info, id: strawberry.ID) -> Transaction | None:
         """One transaction by its ID."""

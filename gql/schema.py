@@ -72,4 +72,6 @@ ERROR_TYPES = [
     errors.InsufficientFunds,
     errors.CurrencyMismatch,
     errors.IdempotencyConflict,
+    errors.EmailAlreadyRegistered,
+    errors.InvalidCredentials,
 ]

@@ -10,6 +10,8 @@ import strawberry
 
 from domain import ledger, model
 from domain.money import Money as DomainMoney
+from domain.ports import AuditReport
+from gql.auth import TokenCodec
 from gql.context import Context
 from gql.ids import page_request, to_cursor, to_global_id
 from gql.scalars import DecimalText
@@ -238,3 +240,43 @@ class LedgerEntryEdge:
 class LedgerEntryConnection:
     edges: list[LedgerEntryEdge]
     page_info: PageInfo
+
+
+@strawberry.type
+class AuthPayload:
+    token: str = strawberry.field(description='Send as the header "Authorization: Bearer <token>".')
+    expires_at: datetime
+    user: User
+
+    @classmethod
+    def issue(cls, tokens: TokenCodec, user: model.User) -> Self:
+        issued = tokens.issue(user.id)
+        return cls(token=issued.token, expires_at=issued.expires_at, user=User.from_domain(user))
+
+
+@strawberry.type(description="What an administrator sees when the whole ledger is checked.")
+class LedgerAudit:
+    ok: bool = strawberry.field(description="True when every check below found nothing.")
+    accounts_checked: int
+    transactions_checked: int
+    mismatched_account_ids: list[strawberry.ID] = strawberry.field(
+        description="Accounts whose balance differs from their entries, or that are below zero."
+    )
+    unbalanced_transaction_ids: list[strawberry.ID] = strawberry.field(
+        description="Transactions whose entries do not sum to zero."
+    )
+
+    @classmethod
+    def from_domain(cls, report: AuditReport) -> Self:
+        return cls(
+            ok=report.ok,
+            accounts_checked=report.accounts_checked,
+            transactions_checked=report.transactions_checked,
+            mismatched_account_ids=[
+                strawberry.ID(to_global_id("Account", key)) for key in report.mismatched_account_ids
+            ],
+            unbalanced_transaction_ids=[
+                strawberry.ID(to_global_id("Transaction", key))
+                for key in report.unbalanced_transaction_ids
+            ],
+        )

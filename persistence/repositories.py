@@ -17,8 +17,10 @@ from domain.errors import DuplicateRequest
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
 from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
 from domain.money import Currency
-from domain.ports import PageRequest, RecordedRequest
+from domain.ports import AuditReport, PageRequest, RecordedRequest
+from persistence.audit import audit_ledger
 from persistence.mapping import to_account, to_entry, to_transaction, to_user
+from persistence.passwords import PasswordHashing
 from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
 
 _UNIQUE_VIOLATION = "23505"
@@ -46,11 +48,17 @@ async def flush(session: AsyncSession) -> None:
 
 
 class SqlUserRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, passwords: PasswordHashing) -> None:
         self._session = session
+        self._passwords = passwords
 
-    async def add(self, *, email: str, role: Role) -> User:
-        row = UserRow(email=email, role=role.value, created_at=_now())
+    async def add(self, *, email: str, role: Role, password: str) -> User:
+        row = UserRow(
+            email=email,
+            role=role.value,
+            password_hash=await self._passwords.hash(password),
+            created_at=_now(),
+        )
         self._session.add(row)
         await flush(self._session)
         return to_user(row)
@@ -59,10 +67,13 @@ class SqlUserRepository:
         row = await self._session.get(UserRow, user_id)
         return to_user(row) if row is not None else None
 
-    async def get_by_email(self, email: str) -> User | None:
+    async def authenticate(self, email: str, password: str) -> User | None:
         result = await self._session.exec(select(UserRow).where(UserRow.email == email))
         row = result.first()
-        return to_user(row) if row is not None else None
+        stored_hash = row.password_hash if row is not None else None
+        if await self._passwords.verify(stored_hash, password) and row is not None:
+            return to_user(row)
+        return None
 
 
 class SqlAccountRepository:
@@ -217,3 +228,6 @@ class SqlTransactionRepository:
         )
         found = (await self._session.exec(query)).first()
         return to_entry(*found) if found is not None else None
+
+    async def audit(self) -> AuditReport:
+        return await audit_ledger(self._session)

@@ -48,6 +48,8 @@ class UserRow(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=_id())
     email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
     role: str = Field(sa_column=Column(String(16), nullable=False))
+    # Argon2id, in its self-describing string form; NULL for a user who cannot sign in.
+    password_hash: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     created_at: datetime = Field(sa_column=_when())
 
 

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import DuplicateRequest
 from domain.ports import AccountRepository, TransactionRepository, UserRepository
+from persistence.passwords import PasswordHashing
 from persistence.repositories import (
     SqlAccountRepository,
     SqlTransactionRepository,
@@ -25,14 +26,17 @@ class SqlUnitOfWork:
     accounts: AccountRepository
     transactions: TransactionRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
+    ) -> None:
         self._session_factory = session_factory
+        self._passwords = passwords
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
         session = self._session_factory()
         self._session = session
-        self.users = SqlUserRepository(session)
+        self.users = SqlUserRepository(session, self._passwords)
         self.accounts = SqlAccountRepository(session)
         self.transactions = SqlTransactionRepository(session)
         return self

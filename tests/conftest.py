@@ -32,9 +32,24 @@ async def database_url(ledger_database: LedgerDatabase) -> str:
     return await ledger_database.fresh_url()
 
 
+TEST_SECRET_KEY = "test-signing-key-of-at-least-32-characters"
+
+
+def settings_for(database_url: str, **overrides: object) -> Settings:
+    """Settings as a deployment would have them, with password hashing made cheap for speed."""
+    values = {
+        "database_url": database_url,
+        "secret_key": TEST_SECRET_KEY,
+        "password_time_cost": 1,
+        "password_memory_kib": 64,
+        "password_parallelism": 1,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def app(database_url: str):
-    application = create_app(Settings(database_url=database_url, graphiql=True))
+    application = create_app(settings_for(database_url))
     yield application
     await application.state.engine.dispose()
 

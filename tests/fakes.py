@@ -12,7 +12,7 @@ from domain.errors import DuplicateRequest
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
 from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
 from domain.money import Currency, Money
-from domain.ports import PageRequest, RecordedRequest
+from domain.ports import AuditReport, PageRequest, RecordedRequest
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -26,6 +26,7 @@ class FakeStore:
     transactions: dict[TransactionId, Transaction] = field(default_factory=dict)
     requests: dict[tuple[UserId, str], RecordedRequest] = field(default_factory=dict)
     entries: dict[EntryId, Entry] = field(default_factory=dict)
+    passwords: dict[UserId, str] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -37,18 +38,20 @@ class FakeUserRepository:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
-    async def add(self, *, email: str, role: Role) -> User:
+    async def add(self, *, email: str, role: Role, password: str) -> User:
         if any(user.email == email for user in self.store.users.values()):
             raise DuplicateRequest()
         user = User(UserId(self.store.new_id()), email, role, NOW)
         self.store.users[user.id] = user
+        self.store.passwords[user.id] = password
         return user
 
     async def get(self, user_id: UserId) -> User | None:
         return self.store.users.get(user_id)
 
-    async def get_by_email(self, email: str) -> User | None:
-        return next((u for u in self.store.users.values() if u.email == email), None)
+    async def authenticate(self, email: str, password: str) -> User | None:
+        user = next((u for u in self.store.users.values() if u.email == email), None)
+        return user if user is not None and self.store.passwords[user.id] == password else None
 
 
 class FakeAccountRepository:
@@ -162,6 +165,32 @@ class FakeTransactionRepository:
     async def get_entry(self, entry_id: EntryId) -> Entry | None:
         return self.store.entries.get(entry_id)
 
+    async def audit(self) -> AuditReport:
+        def total(account_id: AccountId) -> int:
+            return sum(
+                e.amount.minor_units
+                for e in self.store.entries.values()
+                if e.account_id == account_id
+            )
+
+        return AuditReport(
+            accounts_checked=len(self.store.accounts),
+            transactions_checked=len(self.store.transactions),
+            mismatched_account_ids=[
+                a.id for a in self.store.accounts.values() if a.balance.minor_units != total(a.id)
+            ],
+            unbalanced_transaction_ids=[
+                t
+                for t in self.store.transactions
+                if sum(
+                    e.amount.minor_units
+                    for e in self.store.entries.values()
+                    if e.transaction_id == t
+                )
+                != 0
+            ],
+        )
+
 
 class FakeUnitOfWork:
     """Works on a copy of the store and writes it back only on commit, as a transaction would."""
@@ -178,6 +207,7 @@ class FakeUnitOfWork:
             transactions=dict(self.committed_store.transactions),
             requests=dict(self.committed_store.requests),
             entries=dict(self.committed_store.entries),
+            passwords=dict(self.committed_store.passwords),
         )
         self.users = FakeUserRepository(self.working)
         self.accounts = FakeAccountRepository(self.working)
@@ -192,6 +222,7 @@ class FakeUnitOfWork:
         store.users, store.accounts = self.working.users, self.working.accounts
         store.transactions, store.requests = self.working.transactions, self.working.requests
         store.entries, store.next_id = self.working.entries, self.working.next_id
+        store.passwords = self.working.passwords
         self.committed = True
 
 

@@ -1,7 +1,8 @@
 """The use cases: each one method, one unit of work, domain objects in and out."""
 
 from domain.services.accounts import AccountService
+from domain.services.audit import AuditService
 from domain.services.movements import Movement, MovementService
 from domain.services.users import UserService
 
-__all__ = ["AccountService", "Movement", "MovementService", "UserService"]
+__all__ = ["AccountService", "AuditService", "Movement", "MovementService", "UserService"]

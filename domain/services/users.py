@@ -1,32 +1,45 @@
-"""Who acts: users and the actor a request speaks for."""
+"""Users: registration, sign-in, administrators, and who a request acts for."""
 
 from __future__ import annotations
 
-from domain.errors import DuplicateRequest
+from domain import values
+from domain.errors import DuplicateRequest, EmailAlreadyRegistered, InvalidCredentials, InvalidInput
 from domain.model import Actor, Role, User, UserId
 from domain.ports import UnitOfWorkFactory
-
-# Until sign-in exists every request acts as this one user, who owns every account.
-LOCAL_USER_EMAIL = "local@bankql.invalid"
 
 
 class UserService:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
-    async def local_actor(self) -> Actor:
-        """The built-in local user, created on first use."""
-        for _ in range(2):
-            async with self._uow() as uow:
-                user = await uow.users.get_by_email(LOCAL_USER_EMAIL)
-                if user is None:
-                    user = await uow.users.add(email=LOCAL_USER_EMAIL, role=Role.CUSTOMER)
-                    try:
-                        await uow.commit()
-                    except DuplicateRequest:
-                        continue  # another request created it first; read theirs
-                return Actor(user.id, user.role)
-        raise RuntimeError("the local user could not be created")  # pragma: no cover
+    async def register(self, *, email: str, password: str, role: Role = Role.CUSTOMER) -> User:
+        """Create a user; the email is unique whatever its case, also under a race."""
+        address = values.at("email", values.email, email)
+        secret = values.at("password", values.password, password)
+        async with self._uow() as uow:
+            try:
+                user = await uow.users.add(email=address, role=role, password=secret)
+                await uow.commit()
+            except DuplicateRequest:
+                raise EmailAlreadyRegistered() from None
+        return user
+
+    async def sign_in(self, *, email: str, password: str) -> User:
+        """The user whose password this is; the same refusal whether or not the email exists."""
+        address = values.at("email", values.email, email)
+        if not password:
+            raise InvalidInput("password", "Enter your password.")
+        async with self._uow() as uow:
+            user = await uow.users.authenticate(address, password)
+        if user is None:
+            raise InvalidCredentials()
+        return user
+
+    async def actor(self, user_id: UserId) -> Actor | None:
+        """Who a signed-in request acts for, or None when that user no longer exists."""
+        async with self._uow() as uow:
+            user = await uow.users.get(user_id)
+        return Actor(user.id, user.role) if user is not None else None
 
     async def user(self, *, actor: Actor, user_id: UserId) -> User | None:
         """A user the actor may see: themselves, or anyone for an administrator."""

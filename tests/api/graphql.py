@@ -8,12 +8,27 @@ import httpx
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    """Sends documents as one user (the token's), or anonymously without a token."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str | None = None) -> None:
         self.http = http
+        self.token = token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def signed_up(self, email: str, password: str = "correct horse battery") -> GraphQLClient:
+        """A client for a newly registered customer."""
+        result = await self.data(REGISTER, input={"email": email, "password": password})
+        assert result["register"]["__typename"] == "AuthPayload", result
+        return GraphQLClient(self.http, result["register"]["token"])
 
     async def request(self, query: str, **variables: Any) -> dict[str, Any]:
         """The whole response body; the status must be 200."""
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables})
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=self.headers
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -126,6 +141,15 @@ WITHDRAW = f"""mutation($input: WithdrawInput!) {{
   withdraw(input: $input) {{ {movement(*MOVEMENT_ERRORS)} }} }}"""
 TRANSFER = f"""mutation($input: TransferInput!) {{
   transfer(input: $input) {{ {movement(*MOVEMENT_ERRORS)} }} }}"""
+AUTH_PAYLOAD = "token expiresAt user { id email role createdAt }"
+REGISTER = f"""mutation($input: RegisterInput!) {{
+  register(input: $input) {{
+    __typename ... on AuthPayload {{ {AUTH_PAYLOAD} }} ... on Error {{ message }}
+    ... on ValidationError {{ field }} }} }}"""
+LOGIN = f"""mutation($input: LoginInput!) {{
+  login(input: $input) {{
+    __typename ... on AuthPayload {{ {AUTH_PAYLOAD} }} ... on Error {{ message }}
+    ... on ValidationError {{ field }} }} }}"""
 ACCOUNT = f"query($id: ID!) {{ account(id: $id) {{ {ACCOUNT_FIELDS} }} }}"
 STATEMENT = """
 query($id: ID!, $first: Int, $after: String) {

@@ -1,12 +1,14 @@
 """The database itself guards the ledger: append-only history, no negative customer balance."""
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from domain.errors import DuplicateRequest
+from domain.errors import DuplicateRequest, EmailAlreadyRegistered
 from domain.ledger import Idempotency, TransactionKind, move
-from domain.model import AccountId, Actor, Role
+from domain.model import AccountId, Actor
 from domain.money import Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, UserService
@@ -15,7 +17,10 @@ EUR = Currency.of("EUR")
 
 
 async def funded_account(uow_factory, amount=1000):
-    actor = await UserService(uow_factory).local_actor()
+    user = await UserService(uow_factory).register(
+        email=f"owner{amount}@example.com", password="long enough password"
+    )
+    actor = Actor(user.id, user.role)
     account = await AccountService(uow_factory).open_account(
         actor=actor, name="A", currency=EUR, initial_deposit=Money(amount, EUR)
     )
@@ -97,8 +102,22 @@ async def test_repositories_round_trip_the_domain_objects(uow_factory):
     assert transaction.destination_account_id == account.id
 
 
-async def test_the_local_user_is_one_row_whoever_asks_first(uow_factory):
+async def test_passwords_are_stored_as_argon2id_hashes_only(engine, uow_factory):
+    await UserService(uow_factory).register(email="h@example.com", password="long enough password")
+    async with engine.connect() as connection:
+        stored = (await connection.execute(text("SELECT password_hash FROM users"))).scalar_one()
+    assert stored.startswith("$argon2id$")
+    assert "long enough password" not in stored
+
+
+async def test_one_email_is_one_user_even_when_registered_concurrently(uow_factory):
     users = UserService(uow_factory)
-    assert await users.local_actor() == await users.local_actor()
-    assert (await users.local_actor()).role is Role.CUSTOMER
-    assert isinstance(await users.local_actor(), Actor)
+    outcomes = await asyncio.gather(
+        *(
+            users.register(email=f"{case}@example.com", password="long enough password")
+            for case in ("same", "SAME", "Same", "sAme")
+        ),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(outcome, Exception) for outcome in outcomes) == 1
+    assert all(isinstance(o, EmailAlreadyRegistered) for o in outcomes if isinstance(o, Exception))

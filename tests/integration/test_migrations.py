@@ -1,6 +1,6 @@
 """Alembic owns the schema: it migrates an empty database to head and matches the tables."""
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from persistence.database import make_engine
 from persistence.migrate import (
@@ -45,3 +45,39 @@ async def test_migrations_go_down_to_nothing_and_up_again(empty_url):
         assert await pending_schema_changes(engine) == []
     finally:
         await engine.dispose()
+
+
+async def _users_after_0002(url: str, *, owns_an_account: bool) -> list[tuple[str, object]]:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (email, role, created_at)"
+                    " VALUES ('local@bankql.invalid', 'CUSTOMER', CURRENT_TIMESTAMP)"
+                )
+            )
+            if owns_an_account:
+                await connection.execute(
+                    text(
+                        "INSERT INTO accounts (owner_id, kind, name, currency, balance, status,"
+                        " created_at) SELECT id, 'CUSTOMER', 'Old', 'EUR', 0, 'OPEN',"
+                        " CURRENT_TIMESTAMP FROM users"
+                    )
+                )
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT email, password_hash FROM users"))
+            return [tuple(row) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_built_in_local_user_goes_away_when_it_owns_nothing(empty_url):
+    assert await _users_after_0002(empty_url, owns_an_account=False) == []
+
+
+async def test_a_local_user_with_accounts_stays_but_can_never_sign_in(empty_url):
+    users = await _users_after_0002(empty_url, owns_an_account=True)
+    assert users == [("local@bankql.invalid", None)]

@@ -4,8 +4,12 @@ from domain.errors import (
     AccountClosed,
     AccountNotFound,
     CurrencyMismatch,
+    EmailAlreadyRegistered,
+    Forbidden,
     IdempotencyConflict,
     InsufficientFunds,
+    InvalidCredentials,
+    InvalidInput,
     InvalidValue,
     SameAccountTransfer,
 )
@@ -13,7 +17,7 @@ from domain.ledger import TransactionKind
 from domain.model import AccountId, AccountKind, AccountStatus, Actor, Role, UserId
 from domain.money import Currency, Money
 from domain.ports import PageRequest
-from domain.services import AccountService, MovementService, UserService
+from domain.services import AccountService, AuditService, MovementService, UserService
 from tests.fakes import FakeUnitOfWorkFactory
 
 EUR, USD = Currency.of("EUR"), Currency.of("USD")
@@ -202,8 +206,54 @@ async def test_listing_pages_through_own_accounts_and_admins_see_all(accounts):
     assert await accounts.count_accounts(actor=BOB, status=None, owner_id=ALICE.user_id) == 0
 
 
-async def test_the_local_user_is_created_once(uow):
+async def test_registration_normalises_the_email_and_refuses_a_second_account(uow):
     users = UserService(uow)
-    first, second = await users.local_actor(), await users.local_actor()
-    assert first == second
+    user = await users.register(email=" Alice@Example.COM ", password="correct horse 1")
+    assert user.email == "alice@example.com" and user.role is Role.CUSTOMER
+    with pytest.raises(EmailAlreadyRegistered):
+        await users.register(email="ALICE@example.com", password="another password")
     assert len(uow.store.users) == 1
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "field"),
+    [
+        ("not-an-email", "long enough pw", "email"),
+        ("a@example.com", "short", "password"),
+        ("a@example.com", "x" * 257, "password"),
+        ("", "long enough pw", "email"),
+    ],
+)
+async def test_registration_refuses_bad_emails_and_passwords(uow, email, password, field):
+    with pytest.raises(InvalidInput) as caught:
+        await UserService(uow).register(email=email, password=password)
+    assert caught.value.field == field
+    assert uow.store.users == {}
+
+
+async def test_sign_in_gives_the_same_refusal_for_a_wrong_password_and_an_unknown_email(uow):
+    users = UserService(uow)
+    await users.register(email="alice@example.com", password="correct horse 1")
+    assert (await users.sign_in(email="ALICE@example.com", password="correct horse 1")).email
+    with pytest.raises(InvalidCredentials) as wrong_password:
+        await users.sign_in(email="alice@example.com", password="wrong horse 11")
+    with pytest.raises(InvalidCredentials) as unknown_email:
+        await users.sign_in(email="nobody@example.com", password="correct horse 1")
+    assert wrong_password.value.message == unknown_email.value.message
+
+
+async def test_only_administrators_may_audit(uow):
+    with pytest.raises(Forbidden):
+        await AuditService(uow).audit(actor=ALICE)
+    assert (await AuditService(uow).audit(actor=ADMIN)).ok
+
+
+async def test_users_see_themselves_and_administrators_see_everyone(uow):
+    users = UserService(uow)
+    alice = await users.register(email="alice@example.com", password="correct horse 1")
+    me = Actor(alice.id, Role.CUSTOMER)
+    assert await users.user(actor=me, user_id=alice.id) == alice
+    assert await users.user(actor=BOB, user_id=alice.id) is None
+    assert await users.user(actor=ADMIN, user_id=alice.id) == alice
+    assert await users.actor(alice.id) == me
+    assert await users.actor(UserId(424242)) is None

@@ -1,0 +1,19 @@
+"""The administrators' check of the whole ledger."""
+
+from __future__ import annotations
+
+from domain.errors import Forbidden
+from domain.model import Actor, Role
+from domain.ports import AuditReport, UnitOfWorkFactory
+
+
+class AuditService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def audit(self, *, actor: Actor) -> AuditReport:
+        """Balances against entries, no customer below zero, every transaction summing to zero."""
+        if actor.role is not Role.ADMIN:
+            raise Forbidden()
+        async with self._uow() as uow:
+            return await uow.transactions.audit()
