@@ -136,3 +136,8 @@ class LedgerInvariantBroken(Exception):
 
 class DuplicateRequest(Exception):
     """A concurrent request committed the same unique value first (an idempotency key, an email)."""
+
+
+class TransientConflict(Exception):
+    """The database gave up on a transaction to keep concurrent ones correct (a deadlock or a
+    serialization failure, or a lock not had in time); running the use case again may succeed."""

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +24,8 @@ from persistence.passwords import PasswordHashing
 from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
 
 _UNIQUE_VIOLATION = "23505"
+# PostgreSQL's serialization_failure, deadlock_detected and lock_not_available.
+_TRANSIENT = {"40001", "40P01", "55P03"}
 
 
 def _now() -> datetime:
@@ -34,6 +36,14 @@ def is_unique_violation(error: IntegrityError) -> bool:
     original = error.orig
     return getattr(original, "sqlstate", None) == _UNIQUE_VIOLATION or (
         "UNIQUE constraint failed" in str(original)
+    )
+
+
+def is_transient(error: DBAPIError) -> bool:
+    """A failure that a fresh attempt of the same transaction may not meet again."""
+    original = error.orig
+    return getattr(original, "sqlstate", None) in _TRANSIENT or (
+        "database is locked" in str(original)
     )
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Self
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import DuplicateRequest
+from domain.errors import DuplicateRequest, TransientConflict
 from domain.ports import AccountRepository, TransactionRepository, UserRepository
 from persistence.passwords import PasswordHashing
 from persistence.repositories import (
     SqlAccountRepository,
     SqlTransactionRepository,
     SqlUserRepository,
+    is_transient,
     is_unique_violation,
 )
 
@@ -41,11 +42,13 @@ class SqlUnitOfWork:
         self.transactions = SqlTransactionRepository(session)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.rollback()
             await session.close()
+        if isinstance(error, DBAPIError) and is_transient(error):
+            raise TransientConflict() from error
 
     async def commit(self) -> None:
         if self._session is None:
@@ -55,4 +58,8 @@ class SqlUnitOfWork:
         except IntegrityError as error:
             if is_unique_violation(error):
                 raise DuplicateRequest() from error
+            raise
+        except DBAPIError as error:
+            if is_transient(error):
+                raise TransientConflict() from error
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from domain.errors import AccountNotFound, InvalidValue
@@ -9,6 +10,7 @@ from domain.ledger import Entry, EntryId, Transaction, TransactionId, Transactio
 from domain.model import Account, AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import Currency, Money
 from domain.ports import Page, PageRequest, UnitOfWork, UnitOfWorkFactory
+from domain.services.retry import retrying
 
 T = TypeVar("T")
 
@@ -46,6 +48,11 @@ class AccountService:
         """Open an account, recording any initial deposit as a DEPOSIT transaction."""
         if initial_deposit is not None and initial_deposit.is_negative:
             raise InvalidValue("An initial deposit cannot be negative.")
+        return await retrying(lambda: self._open(actor, name, currency, initial_deposit))
+
+    async def _open(
+        self, actor: Actor, name: str, currency: Currency, initial_deposit: Money | None
+    ) -> Account:
         async with self._uow() as uow:
             account = await uow.accounts.add(owner_id=actor.user_id, name=name, currency=currency)
             if initial_deposit is not None and initial_deposit.is_positive:
@@ -67,18 +74,18 @@ class AccountService:
 
     async def rename_account(self, *, actor: Actor, account_id: AccountId, name: str) -> Account:
         """Give an open account a new name."""
-        async with self._uow() as uow:
-            account = await movable_or_raise(uow, actor, account_id)
-            account.rename(name)
-            await uow.accounts.save(account)
-            await uow.commit()
-            return account
+        return await retrying(lambda: self._change(actor, account_id, lambda a: a.rename(name)))
 
     async def close_account(self, *, actor: Actor, account_id: AccountId) -> Account:
         """Close an open account whose balance is zero; it then takes no movement."""
+        return await retrying(lambda: self._change(actor, account_id, Account.close))
+
+    async def _change(
+        self, actor: Actor, account_id: AccountId, change: Callable[[Account], None]
+    ) -> Account:
         async with self._uow() as uow:
             account = await movable_or_raise(uow, actor, account_id)
-            account.close()
+            change(account)
             await uow.accounts.save(account)
             await uow.commit()
             return account

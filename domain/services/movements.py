@@ -24,6 +24,7 @@ from domain.model import Account, AccountId, Actor
 from domain.money import Money
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.services.accounts import movable_or_raise
+from domain.services.retry import retrying
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +164,15 @@ class MovementService:
         return await self._run(request.actor, key, plan)
 
     async def _run(self, actor: Actor, key: Idempotency | None, plan: Plan) -> Movement:
-        try:
-            return await self._attempt(actor, key, plan)
-        except DuplicateRequest:
-            # A concurrent request with the same key committed first: answer as a retry would.
-            return await self._attempt(actor, key, plan)
+        async def attempt() -> Movement:
+            try:
+                return await self._attempt(actor, key, plan)
+            except DuplicateRequest:
+                # A concurrent request with the same key committed first: answer as a retry
+                # would, with its transaction or an IdempotencyConflict.
+                return await self._attempt(actor, key, plan)
+
+        return await retrying(attempt)
 
     async def _attempt(self, actor: Actor, key: Idempotency | None, plan: Plan) -> Movement:
         async with self._uow() as uow:
