@@ -1,83 +1,25 @@
 """The bankql command as a user runs it: a real process on a free port."""
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET_KEY
-
-BANKQL = [sys.executable, "-m", "gql.cli"]
-START_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def environment(database_url: str, **variables: str) -> dict[str, str]:
-    return (
-        os.environ
-        | {
-            "BANKQL_DATABASE_URL": database_url,
-            "BANKQL_SECRET_KEY": TEST_SECRET_KEY,
-            "BANKQL_PASSWORD_TIME_COST": "1",
-            "BANKQL_PASSWORD_MEMORY_KIB": "64",
-            "BANKQL_PASSWORD_PARALLELISM": "1",
-        }
-        | variables
-    )
+from tests.servers import BANKQL, Server, environment, free_port, run
 
 
 @pytest.fixture
 def served(empty_url) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [*BANKQL, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment(empty_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            process.kill()
-            pytest.fail(f"bankql serve did not start:\n{process.communicate()[0]}")
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    server = Server(environment(empty_url)).start()
+    yield server.url
+    server.stop()
 
 
 def post(base: str, query: str, token: str | None = None) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.post(f"{base}/graphql", json={"query": query}, headers=headers, timeout=10).json()
-
-
-def run(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*BANKQL, *arguments], env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 def test_serve_migrates_an_empty_database_and_answers_graphql(served):

@@ -1,0 +1,97 @@
+"""`bankql serve` as real processes on free loopback ports, for tests over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+
+from tests.conftest import TEST_SECRET_KEY
+
+BANKQL = [sys.executable, "-m", "gql.cli"]
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 15
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(database_url: str, **variables: str) -> dict[str, str]:
+    """What a deployment sets, with password hashing made cheap so tests stay quick."""
+    return (
+        dict(os.environ)
+        | {
+            "BANKQL_DATABASE_URL": database_url,
+            "BANKQL_SECRET_KEY": TEST_SECRET_KEY,
+            "BANKQL_PASSWORD_TIME_COST": "1",
+            "BANKQL_PASSWORD_MEMORY_KIB": "64",
+            "BANKQL_PASSWORD_PARALLELISM": "1",
+        }
+        | variables
+    )
+
+
+def run(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BANKQL, *arguments], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+class Server:
+    """One `bankql serve` process; started, stopped gracefully, or killed outright."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        # Warnings and errors only: an access log line per request would swamp a load test.
+        self.env = env | {"BANKQL_LOG_LEVEL": "WARNING"}
+        # Kept across restarts of this server; the file goes when the object does.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> Server:
+        self.process = subprocess.Popen(
+            [*BANKQL, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            text=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"bankql serve did not start on port {self.port}:\n{self.output()}")
+
+    def output(self) -> str:
+        """What the process wrote to its standard error so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
