@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from domain.errors import DomainError
 from domain.model import Role
 from domain.services import UserService
-from gql.settings import ConfigurationError, Settings
+from gql.logs import configure_logging
+from gql.settings import ConfigurationError, Settings, load_settings
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
 
 logger = logging.getLogger("bankql")
+HEALTHCHECK_TIMEOUT_S = 3
 ADMIN_PASSWORD_VARIABLE = "BANKQL_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
 
 
@@ -44,7 +46,16 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     migrate(settings)
     logger.info("serving GraphQL on http://%s:%d/graphql", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # Our JSON logging stays in charge; each request is logged once, by our middleware.
+    # On SIGTERM uvicorn stops accepting and lets in-flight requests finish before exiting.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
 
 
 def schema() -> None:
@@ -84,6 +95,20 @@ def create_admin(settings: Settings, email: str) -> None:
     logger.info("created administrator %s", created)
 
 
+def healthcheck(settings: Settings) -> None:
+    """Exit 0 when this machine's server answers /healthz (the container's HEALTHCHECK)."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{settings.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_S) as response:
+            healthy = response.status == 200
+    except OSError as error:
+        raise SystemExit(f"unhealthy: {error}") from None
+    if not healthy:
+        raise SystemExit("unhealthy")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bankql", description="A GraphQL bank backend.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,17 +122,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=f"create an administrator (password from a prompt or ${ADMIN_PASSWORD_VARIABLE})",
     )
     admin_parser.add_argument("--email", required=True)
+    commands.add_parser("healthcheck", help="exit 0 when the local server answers /healthz")
     args = parser.parse_args(argv)
 
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
         if args.command == "schema":
             schema()
         elif args.command == "migrate":
             migrate(settings)
         elif args.command == "create-admin":
             create_admin(settings, args.email)
+        elif args.command == "healthcheck":
+            healthcheck(settings)
         else:
             overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
             serve(settings.model_copy(update=overrides))

@@ -1,17 +1,29 @@
-"""The Strawberry schema: types, caches, and the line between shown and masked errors."""
+"""The Strawberry schema: types, caches, limits, and the line between shown and masked errors."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gql import errors
+from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
 from gql.scalars import SCALARS
@@ -22,12 +34,57 @@ INTERNAL_ERROR = "Internal server error"
 CACHE_SIZE = 512
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one document may ask for; each overrun is a top-level error, never a 500."""
+
+    max_depth: int = 12
+    max_aliases: int = 15
+    max_tokens: int = 2000
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """A fault inside a resolver, as opposed to a request the client got wrong."""
     original = error.original_error
     return (
         error.path is not None and original is not None and not isinstance(original, GraphQLError)
     )
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Masks faults as "Internal server error" with the request id, so support can find them."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id.get()}
+        return masked
+
+
+class RecordOperation(SchemaExtension):
+    """Notes the operation's name, type and outcome for the request's log line."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        details = operation.get()
+        if details is None:
+            return
+        context = self.execution_context
+        try:
+            details["type"] = context.operation_type.value
+        except RuntimeError:
+            details["type"] = None
+        details["name"] = context.operation_name
+        found = context.pre_execution_errors or []
+        result_errors = getattr(context.result, "errors", None) or []
+        if any(is_unexpected(error) for error in [*found, *result_errors]):
+            details["outcome"] = "internal_error"
+        elif found or result_errors:
+            details["outcome"] = "error"
+        else:
+            details["outcome"] = "ok"
 
 
 class BankSchema(strawberry.Schema):
@@ -41,13 +98,27 @@ class BankSchema(strawberry.Schema):
                     "unexpected error in %s",
                     ".".join(map(str, error.path or ())),
                     exc_info=error.original_error,
+                    extra={"request_id": request_id.get()},
                 )
 
 
-def build_schema(*, caches: bool = True) -> strawberry.Schema:
-    """The bankql schema with masked unexpected errors and, unless told not to, the caches."""
+def build_schema(
+    *, caches: bool = True, limits: Limits | None = None, introspection: bool = True
+) -> strawberry.Schema:
+    """The bankql schema: masked faults, document limits and, unless told not to, caches."""
+    limits = limits or Limits()
+    # Rule classes made once, so that validation results stay cacheable across requests.
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR)
+        MaskUnexpectedErrors,
+        RecordOperation,
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: AddValidationRules(rules),
     ]
     if caches:
         # Validating a document otherwise costs more than running it; the caches are bounded.

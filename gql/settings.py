@@ -1,4 +1,4 @@
-"""Settings from the environment (prefix BANKQL_) and an optional .env file."""
+"""Settings from the environment (prefix BANKQL_) and an optional .env file, checked at start."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import logging
 import secrets
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
+MIB = 1024 * 1024
 
 logger = logging.getLogger("bankql")
 
@@ -24,15 +25,47 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "production"
     database_url: str = DEFAULT_DATABASE_URL
+    allow_sqlite: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    graphiql: bool = True
+    graphiql: bool | None = None
+    introspection: bool | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr | None = None
     token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
     password_parallelism: int = Field(default=4, ge=1)
+    max_body_bytes: int = Field(default=MIB, ge=1024)
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=15, ge=0)
+    max_tokens: int = Field(default=2000, ge=10)
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        """GraphiQL is served in development, and in production only when asked for."""
+        return self.graphiql if self.graphiql is not None else self.development
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else self.development
+
+    def check_database(self) -> None:
+        """Production runs on PostgreSQL unless SQLite is explicitly allowed."""
+        if (
+            not self.development
+            and self.database_url.startswith("sqlite")
+            and not (self.allow_sqlite)
+        ):
+            raise ConfigurationError(
+                "BANKQL_ENV=production refuses SQLite: set BANKQL_DATABASE_URL to a PostgreSQL "
+                "URL (postgresql+psycopg://...), or BANKQL_ALLOW_SQLITE=true to run on SQLite "
+                "anyway, or BANKQL_ENV=development on a developer's machine."
+            )
 
     def signing_key(self) -> str:
         """The token signing key; only development mode may make up a random one."""
@@ -43,7 +76,7 @@ class Settings(BaseSettings):
                     f"BANKQL_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long."
                 )
             return key
-        if self.env == "development":
+        if self.development:
             logger.warning(
                 "BANKQL_SECRET_KEY is not set: development mode signs tokens with a random key, "
                 "so every restart signs everyone out"
@@ -55,3 +88,15 @@ class Settings(BaseSettings):
             "print(secrets.token_urlsafe(32))'), or set BANKQL_ENV=development to use a "
             "throwaway key."
         )
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; ConfigurationError names every bad value."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"BANKQL_{'_'.join(map(str, issue['loc'])).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        ]
+        raise ConfigurationError("; ".join(problems)) from None

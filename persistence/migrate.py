@@ -23,7 +23,15 @@ def alembic_config() -> Config:
     return config
 
 
+# Any constant will do, as long as every bankql process uses the same one.
+MIGRATION_LOCK_KEY = 0x62616E6B716C
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas that start together migrate one after another: the second finds the work
+        # done. The lock ends with the transaction. (SQLite's BEGIN IMMEDIATE already queues.)
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

@@ -36,15 +36,17 @@ TEST_SECRET_KEY = "test-signing-key-of-at-least-32-characters"
 
 
 def settings_for(database_url: str, **overrides: object) -> Settings:
-    """Settings as a deployment would have them, with password hashing made cheap for speed."""
+    """Development settings with a fixed key, and password hashing made cheap for speed."""
     values = {
+        "env": "development",
         "database_url": database_url,
         "secret_key": TEST_SECRET_KEY,
         "password_time_cost": 1,
         "password_memory_kib": 64,
         "password_parallelism": 1,
     }
-    return Settings(**(values | overrides))  # type: ignore[arg-type]
+    # A developer's own .env must not change what the tests run against.
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def environment(database_url: str, **variables: str) -> dict[str, str]:
     return (
         dict(os.environ)
         | {
+            "BANKQL_ENV": "development",
             "BANKQL_DATABASE_URL": database_url,
             "BANKQL_SECRET_KEY": TEST_SECRET_KEY,
             "BANKQL_PASSWORD_TIME_COST": "1",

@@ -39,7 +39,11 @@ def test_serve_migrates_an_empty_database_and_answers_graphql(served):
 
 
 def test_serve_refuses_to_start_without_a_secret_key_outside_development(tmp_path):
-    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    env = environment(
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        BANKQL_ENV="production",
+        BANKQL_ALLOW_SQLITE="true",
+    )
     del env["BANKQL_SECRET_KEY"]
     result = run("serve", "--port", str(free_port()), env=env)
     assert result.returncode != 0

@@ -1,5 +1,7 @@
 """Alembic owns the schema: it migrates an empty database to head and matches the tables."""
 
+import asyncio
+
 from sqlalchemy import inspect, text
 
 from persistence.database import make_engine
@@ -81,3 +83,15 @@ async def test_the_built_in_local_user_goes_away_when_it_owns_nothing(empty_url)
 async def test_a_local_user_with_accounts_stays_but_can_never_sign_in(empty_url):
     users = await _users_after_0002(empty_url, owns_an_account=True)
     assert users == [("local@bankql.invalid", None)]
+
+
+async def test_replicas_starting_together_migrate_one_after_another(empty_url):
+    engines = [make_engine(empty_url) for _ in range(3)]
+    try:
+        # Without the migration lock this deadlocks or fails; bounded so it cannot hang CI.
+        await asyncio.wait_for(asyncio.gather(*(upgrade(engine) for engine in engines)), 60)
+        assert await current_revision(engines[0]) == head_revision()
+        assert await pending_schema_changes(engines[0]) == []
+    finally:
+        for engine in engines:
+            await engine.dispose()

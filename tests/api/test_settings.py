@@ -1,0 +1,121 @@
+"""Every setting: its default, its effect, and a clear message when it is wrong."""
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gql.app import create_app
+from gql.settings import ConfigurationError, Settings, load_settings
+from tests.conftest import TEST_SECRET_KEY, settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_STYLE_URL = "postgresql+psycopg://bankql@127.0.0.1:1/bankql"
+INTROSPECTION = "{ __schema { queryType { name } } }"
+
+
+def production(**overrides) -> Settings:
+    return Settings(
+        _env_file=None,
+        **(
+            {"env": "production", "secret_key": TEST_SECRET_KEY, "database_url": POSTGRES_STYLE_URL}
+            | overrides
+        ),
+    )
+
+
+async def get(app, path, **kwargs):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        if path == "/graphql" and "json" in kwargs:
+            response = await c.post(path, **kwargs)
+        else:
+            response = await c.get(path, **kwargs)
+    await app.state.engine.dispose()
+    return response
+
+
+def test_production_is_the_default_and_hides_graphiql_and_introspection():
+    settings = Settings(_env_file=None)
+    assert settings.env == "production"
+    assert not settings.graphiql_enabled and not settings.introspection_enabled
+
+
+def test_development_shows_them_and_production_can_be_told_to():
+    assert settings_for("sqlite+aiosqlite://").graphiql_enabled
+    assert production(graphiql=True, introspection=True).introspection_enabled
+
+
+async def test_production_serves_no_graphiql_page():
+    response = await get(create_app(production()), "/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 404 or "graphiql" not in response.text.lower()
+
+
+async def test_production_refuses_introspection_unless_enabled():
+    refused = await get(create_app(production()), "/graphql", json={"query": INTROSPECTION})
+    assert "introspection" in refused.json()["errors"][0]["message"].lower()
+    allowed = await get(
+        create_app(production(introspection=True)), "/graphql", json={"query": INTROSPECTION}
+    )
+    assert allowed.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_production_refuses_sqlite_unless_allowed():
+    with pytest.raises(ConfigurationError, match="refuses SQLite"):
+        create_app(production(database_url="sqlite+aiosqlite:///./x.db"))
+    app = create_app(production(database_url="sqlite+aiosqlite:///./x.db", allow_sqlite=True))
+    assert app is not None
+
+
+def test_production_requires_a_real_secret_key():
+    with pytest.raises(ConfigurationError, match="BANKQL_SECRET_KEY is not set"):
+        create_app(production(secret_key=None))
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        create_app(production(secret_key="too-short"))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("BANKQL_PORT", "eighty", "BANKQL_PORT"),
+        ("BANKQL_PORT", "70000", "BANKQL_PORT"),
+        ("BANKQL_ENV", "staging", "BANKQL_ENV"),
+        ("BANKQL_LOG_LEVEL", "LOUD", "BANKQL_LOG_LEVEL"),
+        ("BANKQL_TOKEN_TTL_SECONDS", "5", "BANKQL_TOKEN_TTL_SECONDS"),
+        ("BANKQL_MAX_BODY_BYTES", "10", "BANKQL_MAX_BODY_BYTES"),
+        ("BANKQL_GRAPHIQL", "perhaps", "BANKQL_GRAPHIQL"),
+    ],
+)
+def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(named)
+
+
+def test_every_setting_is_in_the_readme_table_and_in_env_example():
+    variables = {f"BANKQL_{name.upper()}" for name in Settings.model_fields}
+    readme_rows = set(
+        re.findall(r"^\| `(BANKQL_[A-Z_]+)` \|", (ROOT / "README.md").read_text(), re.MULTILINE)
+    )
+    example = set(
+        re.findall(r"^#? ?(BANKQL_[A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    )
+    assert readme_rows == variables
+    assert example == variables
+
+
+def test_the_readme_table_states_each_default_the_code_has():
+    defaults = {
+        f"BANKQL_{name.upper()}": field.default for name, field in Settings.model_fields.items()
+    }
+    rows = re.findall(
+        r"^\| `(BANKQL_[A-Z_]+)` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.MULTILINE
+    )
+    for variable, shown in rows:
+        default = defaults[variable]
+        text = shown.strip().strip("`")
+        if default is None:
+            assert text.startswith(("none", "on in development")), variable
+        else:
+            assert text == str(default).lower() or text == str(default), (variable, text)
