@@ -119,3 +119,46 @@ def test_the_readme_table_states_each_default_the_code_has():
             assert text.startswith(("none", "on in development")), variable
         else:
             assert text == str(default).lower() or text == str(default), (variable, text)
+
+
+async def test_limits_and_token_lifetime_follow_their_settings(tmp_path):
+    from tests.databases import migrated
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}"
+    await migrated(url)
+    app = create_app(
+        settings_for(
+            url,
+            max_aliases=2,
+            max_body_bytes=2048,
+            max_query_depth=3,
+            max_tokens=40,
+            token_ttl_seconds=120,
+        )
+    )
+    register = """mutation { register(input: {email: "t@example.com", password: "long enough pw"})
+      { ... on AuthPayload { expiresAt } } }"""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        registered = (await c.post("/graphql", json={"query": register})).json()
+        aliases = (
+            await c.post(
+                "/graphql", json={"query": "{ a: viewer { id } b: viewer { id } c: viewer { id } }"}
+            )
+        ).json()
+        deep = (
+            await c.post(
+                "/graphql", json={"query": "{ viewer { accounts { edges { node { id } } } } }"}
+            )
+        ).json()
+        tokens = await c.post("/graphql", json={"query": "{ viewer { " + "id " * 40 + "} }"})
+        body = await c.post("/graphql", json={"query": "{ viewer { id } }", "pad": "x" * 3000})
+    await app.state.engine.dispose()
+    expires = registered["data"]["register"]["expiresAt"]
+    from datetime import UTC, datetime
+
+    remaining = (datetime.fromisoformat(expires) - datetime.now(UTC)).total_seconds()
+    assert 100 < remaining <= 120
+    assert "aliases" in aliases["errors"][0]["message"]
+    assert "depth" in deep["errors"][0]["message"]
+    assert "token" in tokens.json()["errors"][0]["message"].lower()
+    assert body.status_code == 413
