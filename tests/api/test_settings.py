@@ -1,6 +1,7 @@
 """Every setting: its default, its effect, and a clear message when it is wrong."""
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from gql.app import create_app
 from gql.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET_KEY, settings_for
+from tests.databases import migrated
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_STYLE_URL = "postgresql+psycopg://bankql@127.0.0.1:1/bankql"
@@ -122,8 +124,6 @@ def test_the_readme_table_states_each_default_the_code_has():
 
 
 async def test_limits_and_token_lifetime_follow_their_settings(tmp_path):
-    from tests.databases import migrated
-
     url = f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}"
     await migrated(url)
     app = create_app(
@@ -154,8 +154,6 @@ async def test_limits_and_token_lifetime_follow_their_settings(tmp_path):
         body = await c.post("/graphql", json={"query": "{ viewer { id } }", "pad": "x" * 3000})
     await app.state.engine.dispose()
     expires = registered["data"]["register"]["expiresAt"]
-    from datetime import UTC, datetime
-
     remaining = (datetime.fromisoformat(expires) - datetime.now(UTC)).total_seconds()
     assert 100 < remaining <= 120
     assert "aliases" in aliases["errors"][0]["message"]
