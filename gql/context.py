@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +16,7 @@ from domain.model import Actor, UserId
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.services import AccountService, AuditService, MovementService, UserService
 from gql.auth import TokenCodec, bearer_token
+from gql.loaders import Loaders
 from gql.problems import Unauthenticated
 from gql.settings import Settings
 from persistence.passwords import PasswordHashing
@@ -32,6 +34,10 @@ class Context:
     tokens: TokenCodec
     viewer_id: UserId | None = None
     _viewer: Actor | None = field(default=None, repr=False)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.accounts, self.users, self.actor)
 
     async def viewer(self) -> Actor | None:
         """The signed-in user, looked up once per request; None without a valid token."""

@@ -119,7 +119,7 @@ class Account(Node):
     @strawberry.field
     async def owner(self, info: Info) -> User:
         user = (
-            await info.context.users.user(actor=await info.context.actor(), user_id=self.owner_key)
+            await info.context.loaders.users.load(self.owner_key)
             if self.owner_key is not None
             else None
         )
@@ -131,10 +131,7 @@ class Account(Node):
     async def entries(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> LedgerEntryConnection:
-        page = page_request(first, after)
-        found = await info.context.accounts.statement(
-            actor=await info.context.actor(), account_id=self.key, page=page
-        )
+        found = await info.context.loaders.statements(page_request(first, after)).load(self.key)
         edges = [
             LedgerEntryEdge(cursor=to_cursor(entry.id), node=LedgerEntry.from_domain(entry))
             for entry in found.items
@@ -222,9 +219,7 @@ class LedgerEntry(Node):
 
     @strawberry.field
     async def transaction(self, info: Info) -> Transaction:
-        found = await info.context.accounts.transaction(
-            actor=await info.context.actor(), transaction_id=self.transaction_key
-        )
+        found = await info.context.loaders.transactions.load(self.transaction_key)
         if found is None:
             raise LookupError(f"transaction {self.transaction_key} of a visible entry is missing")
         return Transaction.from_domain(found)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, union_all
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -77,6 +78,10 @@ class SqlUserRepository:
         row = await self._session.get(UserRow, user_id)
         return to_user(row) if row is not None else None
 
+    async def get_many(self, user_ids: Sequence[UserId]) -> list[User]:
+        query = select(UserRow).where(col(UserRow.id).in_(set(user_ids)))
+        return [to_user(row) for row in (await self._session.exec(query)).all()]
+
     async def authenticate(self, email: str, password: str) -> User | None:
         result = await self._session.exec(select(UserRow).where(UserRow.email == email))
         row = result.first()
@@ -107,6 +112,10 @@ class SqlAccountRepository:
     async def get(self, account_id: AccountId) -> Account | None:
         row = await self._session.get(AccountRow, account_id)
         return to_account(row) if row is not None else None
+
+    async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
+        query = select(AccountRow).where(col(AccountRow.id).in_(set(account_ids)))
+        return [to_account(row) for row in (await self._session.exec(query)).all()]
 
     async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
         query = (
@@ -219,16 +228,34 @@ class SqlTransactionRepository:
             return None
         return RecordedRequest(to_transaction(row), row.request_hash)
 
-    async def entries(self, account_id: AccountId, page: PageRequest) -> list[Entry]:
+    async def entries(
+        self, account_ids: Sequence[AccountId], page: PageRequest
+    ) -> dict[AccountId, list[Entry]]:
+        """Each account's page in one statement: a keyset LIMIT query per account, UNION ALL."""
+        if not account_ids:
+            return {}
+        pages = []
+        for account_id in sorted(set(account_ids)):
+            one = select(col(EntryRow.id)).where(EntryRow.account_id == account_id)
+            if page.after is not None:
+                one = one.where(col(EntryRow.id) < page.after)
+            limited = one.order_by(col(EntryRow.id).desc()).limit(page.first + 1).subquery()
+            pages.append(sa_select(limited))
+        wanted = union_all(*pages).subquery()
         query = (
             select(EntryRow, AccountRow.currency)
+            .join(wanted, wanted.c.id == col(EntryRow.id))
             .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
-            .where(EntryRow.account_id == account_id)
+            .order_by(col(EntryRow.id).desc())
         )
-        if page.after is not None:
-            query = query.where(col(EntryRow.id) < page.after)
-        query = query.order_by(col(EntryRow.id).desc()).limit(page.first + 1)
-        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+        found: dict[AccountId, list[Entry]] = {account_id: [] for account_id in account_ids}
+        for row, code in (await self._session.exec(query)).all():
+            found[AccountId(row.account_id)].append(to_entry(row, code))
+        return found
+
+    async def get_many(self, transaction_ids: Sequence[TransactionId]) -> list[Transaction]:
+        query = select(TransactionRow).where(col(TransactionRow.id).in_(set(transaction_ids)))
+        return [to_transaction(row) for row in (await self._session.exec(query)).all()]
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None:
         query = (

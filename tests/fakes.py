@@ -49,6 +49,9 @@ class FakeUserRepository:
     async def get(self, user_id: UserId) -> User | None:
         return self.store.users.get(user_id)
 
+    async def get_many(self, user_ids: Sequence[UserId]) -> list[User]:
+        return [self.store.users[i] for i in set(user_ids) if i in self.store.users]
+
     async def authenticate(self, email: str, password: str) -> User | None:
         user = next((u for u in self.store.users.values() if u.email == email), None)
         return user if user is not None and self.store.passwords[user.id] == password else None
@@ -74,6 +77,11 @@ class FakeAccountRepository:
     async def get(self, account_id: AccountId) -> Account | None:
         found = self.store.accounts.get(account_id)
         return copy.copy(found) if found else None
+
+    async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
+        return [
+            copy.copy(self.store.accounts[i]) for i in set(account_ids) if i in self.store.accounts
+        ]
 
     async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
         return {
@@ -155,12 +163,25 @@ class FakeTransactionRepository:
     async def find_request(self, actor_id: UserId, key: str) -> RecordedRequest | None:
         return self.store.requests.get((actor_id, key))
 
-    async def entries(self, account_id: AccountId, page: PageRequest) -> list[Entry]:
-        before = page.after if page.after is not None else float("inf")
-        found = [
-            e for e in self.store.entries.values() if e.account_id == account_id and e.id < before
+    async def get_many(self, transaction_ids: Sequence[TransactionId]) -> list[Transaction]:
+        return [
+            self.store.transactions[i] for i in set(transaction_ids) if i in self.store.transactions
         ]
-        return sorted(found, key=lambda e: e.id, reverse=True)[: page.first + 1]
+
+    async def entries(
+        self, account_ids: Sequence[AccountId], page: PageRequest
+    ) -> dict[AccountId, list[Entry]]:
+        before = page.after if page.after is not None else float("inf")
+
+        def of(account_id: AccountId) -> list[Entry]:
+            found = [
+                e
+                for e in self.store.entries.values()
+                if e.account_id == account_id and e.id < before
+            ]
+            return sorted(found, key=lambda e: e.id, reverse=True)[: page.first + 1]
+
+        return {account_id: of(account_id) for account_id in account_ids}
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None:
         return self.store.entries.get(entry_id)

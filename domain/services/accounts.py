@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from domain.errors import AccountNotFound, InvalidValue
@@ -122,16 +122,22 @@ class AccountService:
         async with self._uow() as uow:
             return await uow.accounts.count(owner_id=_listed_owner(actor, owner_id), status=status)
 
+    async def statements(
+        self, *, actor: Actor, account_ids: Sequence[AccountId], page: PageRequest
+    ) -> dict[AccountId, Page[Entry]]:
+        """The same page of several accounts' statements, newest first, in two queries; an
+        account the actor may not see gets an empty page."""
+        async with self._uow() as uow:
+            accounts = await uow.accounts.get_many(account_ids)
+            readable = [account.id for account in accounts if actor.can_read(account)]
+            entries = await uow.transactions.entries(readable, page)
+        return {key: _page(entries.get(key, []), page) for key in account_ids}
+
     async def statement(
         self, *, actor: Actor, account_id: AccountId, page: PageRequest
     ) -> Page[Entry]:
-        """An account's entries newest first; empty when the actor may not see the account."""
-        async with self._uow() as uow:
-            account = await uow.accounts.get(account_id)
-            if account is None or not actor.can_read(account):
-                return Page([], has_next=False, has_previous=False)
-            items = await uow.transactions.entries(account_id, page)
-        return _page(items, page)
+        """One account's statement page, newest first."""
+        return (await self.statements(actor=actor, account_ids=[account_id], page=page))[account_id]
 
     async def entry(self, *, actor: Actor, entry_id: EntryId) -> Entry | None:
         """A statement line, or None when the actor may not see its account."""
@@ -140,16 +146,32 @@ class AccountService:
             account = await uow.accounts.get(entry.account_id) if entry else None
         return entry if account is not None and actor.can_read(account) else None
 
+    async def transactions(
+        self, *, actor: Actor, transaction_ids: Sequence[TransactionId]
+    ) -> dict[TransactionId, Transaction]:
+        """The transactions the actor may see (those touching an account they may read)."""
+        async with self._uow() as uow:
+            found = await uow.transactions.get_many(transaction_ids)
+            touched = {
+                key
+                for transaction in found
+                for key in (transaction.source_account_id, transaction.destination_account_id)
+                if key is not None
+            }
+            readable = {
+                account.id
+                for account in await uow.accounts.get_many(list(touched))
+                if actor.can_read(account)
+            }
+        return {
+            transaction.id: transaction
+            for transaction in found
+            if {transaction.source_account_id, transaction.destination_account_id} & readable
+        }
+
     async def transaction(
         self, *, actor: Actor, transaction_id: TransactionId
     ) -> Transaction | None:
         """A transaction, or None unless the actor may see an account it touched."""
-        async with self._uow() as uow:
-            transaction = await uow.transactions.get(transaction_id)
-            if transaction is None:
-                return None
-            for account_id in (transaction.source_account_id, transaction.destination_account_id):
-                account = await uow.accounts.get(account_id) if account_id else None
-                if account is not None and actor.can_read(account):
-                    return transaction
-        return None
+        found = await self.transactions(actor=actor, transaction_ids=[transaction_id])
+        return found.get(transaction_id)

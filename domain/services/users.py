@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from domain import values
 from domain.errors import DuplicateRequest, EmailAlreadyRegistered, InvalidCredentials, InvalidInput
 from domain.model import Actor, Role, User, UserId
@@ -47,3 +49,11 @@ class UserService:
             return None
         async with self._uow() as uow:
             return await uow.users.get(user_id)
+
+    async def users(self, *, actor: Actor, user_ids: Sequence[UserId]) -> dict[UserId, User]:
+        """The users among these that the actor may see, in one query."""
+        visible = [user_id for user_id in user_ids if actor.can_read_user(user_id)]
+        if not visible:
+            return {}
+        async with self._uow() as uow:
+            return {user.id: user for user in await uow.users.get_many(visible)}

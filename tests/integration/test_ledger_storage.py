@@ -90,7 +90,7 @@ async def test_repositories_round_trip_the_domain_objects(uow_factory):
     actor, account = await funded_account(uow_factory, 1234)
     async with uow_factory() as uow:
         stored = await uow.accounts.get(account.id)
-        [entry] = await uow.transactions.entries(account.id, PageRequest(10))
+        [entry] = (await uow.transactions.entries([account.id], PageRequest(10)))[account.id]
         transaction = await uow.transactions.get(entry.transaction_id)
         assert await uow.transactions.get_entry(entry.id) == entry
         assert await uow.accounts.get(AccountId(999_999)) is None

@@ -1,0 +1,58 @@
+"""Per-request DataLoaders: a nested query costs a fixed number of SQL statements."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from strawberry.dataloader import DataLoader
+
+from domain.ledger import Entry, Transaction, TransactionId
+from domain.model import AccountId, Actor, User, UserId
+from domain.ports import Page, PageRequest
+
+if TYPE_CHECKING:
+    from domain.services import AccountService, UserService
+
+
+class Loaders:
+    """Made afresh for every request, so that nothing is cached across users or requests."""
+
+    def __init__(
+        self,
+        accounts: AccountService,
+        users: UserService,
+        actor: Callable[[], Awaitable[Actor]],
+    ) -> None:
+        self._accounts, self._users, self._actor = accounts, users, actor
+        self.users: DataLoader[UserId, User | None] = DataLoader(self._load_users)
+        self.transactions: DataLoader[TransactionId, Transaction | None] = DataLoader(
+            self._load_transactions
+        )
+        self._statements: dict[PageRequest, DataLoader[AccountId, Page[Entry]]] = {}
+
+    def statements(self, page: PageRequest) -> DataLoader[AccountId, Page[Entry]]:
+        """One loader per page size and cursor: every account asking for the same page
+        shares one query."""
+        if page not in self._statements:
+
+            async def load(account_ids: Sequence[AccountId]) -> list[Page[Entry]]:
+                found = await self._accounts.statements(
+                    actor=await self._actor(), account_ids=account_ids, page=page
+                )
+                return [found[key] for key in account_ids]
+
+            self._statements[page] = DataLoader(load)
+        return self._statements[page]
+
+    async def _load_users(self, user_ids: Sequence[UserId]) -> list[User | None]:
+        found = await self._users.users(actor=await self._actor(), user_ids=user_ids)
+        return [found.get(key) for key in user_ids]
+
+    async def _load_transactions(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> list[Transaction | None]:
+        found = await self._accounts.transactions(
+            actor=await self._actor(), transaction_ids=transaction_ids
+        )
+        return [found.get(key) for key in transaction_ids]
