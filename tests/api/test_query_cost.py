@@ -17,7 +17,9 @@ STATEMENT = """query($id: ID!) {
   account(id: $id) {
     owner { email }
     entries(first: 100) {
-      edges { node { amount { amount } balanceAfter { amount } transaction { id kind amount { amount } } } }
+      edges { node {
+        amount { amount } balanceAfter { amount } transaction { id kind amount { amount } }
+      } }
     }
   }
 }"""
