@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -91,7 +92,18 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", GraphQLView(getter, settings)),
         ],
-        middleware=[Middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes),
+            # Tokens travel in the Authorization header, never in cookies: no credentials mode.
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
+                max_age=600,
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.engine = engine
