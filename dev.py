@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -54,9 +55,29 @@ def ensure_environment() -> None:
     STAMP.write_text(_fingerprint())
 
 
+NODE_FOLDERS = (ROOT / "gql" / "graphiql", ROOT / "tests" / "node")
+
+
+def ensure_node_packages() -> None:
+    """GraphiQL's files and the Node test tools, from their package-lock.json, when npm exists."""
+    npm = shutil.which("npm")
+    for folder in NODE_FOLDERS:
+        stamp = folder / "node_modules" / ".bankql-installed"
+        wanted = hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
+        if stamp.exists() and stamp.read_text() == wanted:
+            continue
+        if npm is None:
+            print("npm was not found: GraphiQL's page will say how to install its files, and "
+                  "the Node.js tests will be skipped", flush=True)
+            return
+        _run(npm, "ci", "--prefix", folder, "--ignore-scripts", "--no-audit", "--no-fund")
+        stamp.write_text(wanted)
+
+
 def serve(arguments: list[str]) -> int:
     """Serve on this machine; development mode unless BANKQL_ENV says otherwise."""
     ensure_environment()
+    ensure_node_packages()
     environment = {"BANKQL_ENV": "development"} | dict(os.environ)
     return subprocess.call([str(BIN / "bankql"), "serve", *arguments], cwd=ROOT, env=environment)
 
@@ -64,6 +85,7 @@ def serve(arguments: list[str]) -> int:
 def test(arguments: list[str]) -> int:
     """Lint code, Dockerfile and compose file, check types, then the whole suite with coverage."""
     ensure_environment()
+    ensure_node_packages()
     # compose.yml insists on a secret key before it resolves; any value will do to check it.
     compose_env = {"BANKQL_SECRET_KEY": "only-for-checking-the-compose-file"}
     steps: list[tuple[list[str | Path], dict[str, str]]] = [

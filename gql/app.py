@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from cross_web import HTTPException
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -14,11 +15,23 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 
 from gql.auth import TokenCodec
 from gql.context import Context, ContextGetter, make_context_getter, password_hashing
+from gql.graphiql import GraphiQLAssets
+from gql.http import (
+    GraphQLHTTPResponse,
+    as_negotiated,
+    mark_request_error,
+    mutation_over_get,
+    negotiate,
+    not_acceptable,
+    unsupported_media_type,
+)
 from gql.middleware import RequestMiddleware
 from gql.schema import Limits, build_schema
 from gql.settings import Settings
@@ -31,18 +44,60 @@ READINESS_TIMEOUT_S = 5
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with the context built by the composition root."""
 
-    def __init__(self, context_getter: ContextGetter, settings: Settings) -> None:
+    def __init__(
+        self, context_getter: ContextGetter, settings: Settings, graphiql: GraphiQLAssets
+    ) -> None:
         schema = build_schema(
             limits=Limits(settings.max_query_depth, settings.max_aliases, settings.max_tokens),
             introspection=settings.introspection_enabled,
         )
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
         self._context_getter = context_getter
+        self._graphiql = graphiql
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return self._graphiql.page()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         return await self._context_getter(request, response)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        mark_request_error(request, result)
+        return await super().process_result(request, result)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        media = negotiate(request.headers.get("accept"))
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        refusal = None
+        if media is None and not wants_page:
+            refusal = not_acceptable()
+        elif request.method == "POST":
+            refusal = unsupported_media_type(request.headers.get("content-type"))
+        elif request.method == "GET":
+            refusal = mutation_over_get(
+                request.query_params.get("query"), request.query_params.get("operationName")
+            )
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            # Malformed requests get the specification's status code with a JSON body.
+            response = JSONResponse(
+                {"errors": [{"message": error.reason}]}, status_code=error.status_code
+            )
+        if media is not None and isinstance(response, Response):
+            response = as_negotiated(request, response, media)
+        await response(scope, receive, send)
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -86,12 +141,16 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         yield
         await engine.dispose()
 
+    graphiql = GraphiQLAssets(settings.graphiql_assets)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", GraphQLView(getter, settings, graphiql)),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(Route("/graphiql/{name}", graphiql.asset, methods=["GET"]))
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/graphql", GraphQLView(getter, settings)),
-        ],
+        routes=routes,
         middleware=[
             Middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes),
             # Tokens travel in the Authorization header, never in cookies: no credentials mode.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -31,6 +32,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     graphiql: bool | None = None
     introspection: bool | None = None
+    # Where GraphiQL's installed files are; the project's gql/graphiql/node_modules if unset.
+    graphiql_assets: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr | None = None
     token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)

@@ -1,0 +1,118 @@
+"""GraphQL over HTTP as its specification has it: media types, status codes, GET for reads.
+
+Strawberry answers every request as application/json with status 200. A client that accepts
+application/graphql-response+json gets that media type back, and a request that never
+reached execution (it did not parse, did not validate, or its variables did not coerce)
+gets status 400 with no data entry, as the specification asks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+REQUEST_ERROR = "bankql_request_error"
+
+
+def _accepted(header: str) -> Iterable[tuple[str, float]]:
+    for part in header.split(","):
+        media, *parameters = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        yield media.lower(), quality
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer with, or None when the client accepts neither JSON type."""
+    if not accept:
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for media, quality in _accepted(accept):
+        if quality <= 0:
+            continue
+        # On equal quality the GraphQL media type wins; wildcards mean plain JSON.
+        for candidate, preference, offered in (
+            (GRAPHQL_RESPONSE, 2, GRAPHQL_RESPONSE),
+            (JSON, 1, JSON),
+            ("application/*", 0, JSON),
+            ("*/*", 0, JSON),
+        ):
+            if media == candidate and (best is None or (quality, preference) > best[:2]):
+                best = (quality, preference, offered)
+    return best[2] if best else None
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Errors from before execution carry no path; a field's error always has one."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors or ())
+    )
+
+
+def mark_request_error(request: Request, result: ExecutionResult) -> None:
+    if is_request_error(result):
+        setattr(request.state, REQUEST_ERROR, True)
+
+
+def unsupported_media_type(content_type: str | None) -> Response | None:
+    """A POST body that is not JSON: 415, as the specification recommends."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == JSON:
+        return None
+    message = f"Send the request as {JSON}."
+    return JSONResponse({"errors": [{"message": message}]}, status_code=415)
+
+
+def mutation_over_get(query: str | None, operation_name: str | None) -> Response | None:
+    """GET may only read: a mutation sent by GET is refused with 405 before it runs."""
+    if not query:
+        return None
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return None  # the usual parse error answers it
+    if operation is None or operation.operation is not OperationType.MUTATION:
+        return None
+    message = "Mutations are sent with POST, never with GET."
+    return JSONResponse(
+        {"errors": [{"message": message}]}, status_code=405, headers={"Allow": "POST"}
+    )
+
+
+def not_acceptable() -> Response:
+    message = f"This endpoint answers {GRAPHQL_RESPONSE} or {JSON}."
+    return JSONResponse({"errors": [{"message": message}]}, status_code=406)
+
+
+def as_negotiated(request: Request, response: Response, media: str) -> Response:
+    """Give a JSON GraphQL response the negotiated media type and status code."""
+    if response.media_type != JSON or media != GRAPHQL_RESPONSE:
+        return response
+    body: Any = json.loads(bytes(response.body))
+    status = response.status_code
+    if getattr(request.state, REQUEST_ERROR, False) and isinstance(body, dict):
+        body.pop("data", None)
+        status = 400
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    headers.pop("content-type", None)
+    return Response(json.dumps(body), status_code=status, media_type=media, headers=headers)
+
+
+__all__ = ["GraphQLHTTPResponse", "as_negotiated", "mark_request_error", "negotiate"]

@@ -1,0 +1,139 @@
+// A frontend's journey through bankql with a real GraphQL client (urql), as an app would
+// write it: union results switched on __typename.
+// Usage: node client.mjs http://127.0.0.1:8000/graphql
+import { Client, fetchExchange, gql } from '@urql/core';
+
+const url = process.argv[2];
+let token = null;
+const client = new Client({
+  url,
+  exchanges: [fetchExchange],
+  requestPolicy: 'network-only',
+  fetchOptions: () => (token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
+});
+
+const REGISTER = gql`
+  mutation Register($input: RegisterInput!) {
+    register(input: $input) {
+      __typename
+      ... on AuthPayload { token user { email } }
+      ... on Error { message }
+    }
+  }
+`;
+const LOGIN = gql`
+  mutation Login($input: LoginInput!) {
+    login(input: $input) {
+      __typename
+      ... on AuthPayload { token }
+      ... on Error { message }
+    }
+  }
+`;
+const OPEN = gql`
+  mutation Open($input: OpenAccountInput!) {
+    openAccount(input: $input) {
+      __typename
+      ... on AccountPayload { account { id name balance { amount currency } } }
+      ... on ValidationError { field message }
+    }
+  }
+`;
+const DEPOSIT = gql`
+  mutation Deposit($input: DepositInput!) {
+    deposit(input: $input) {
+      __typename
+      ... on MoneyMovement { destinationAccount { balance { amount } } }
+      ... on Error { message }
+    }
+  }
+`;
+const TRANSFER = gql`
+  mutation Transfer($input: TransferInput!) {
+    transfer(input: $input) {
+      __typename
+      ... on MoneyMovement { transaction { id kind } sourceAccount { balance { amount } } }
+      ... on InsufficientFunds { available { amount } requested { amount } }
+      ... on Error { message }
+    }
+  }
+`;
+const STATEMENT = gql`
+  query Statement($id: ID!) {
+    account(id: $id) {
+      name
+      balance { amount }
+      entries(first: 10) { edges { node { amount { amount } balanceAfter { amount } transaction { kind } } } }
+    }
+  }
+`;
+
+let passed = 0;
+let failed = 0;
+function check(what, condition, detail) {
+  if (condition) {
+    passed += 1;
+  } else {
+    failed += 1;
+    console.log(`FAIL ${what}: ${JSON.stringify(detail)}`);
+  }
+}
+
+async function run(document, variables) {
+  const result = await client.mutation(document, variables).toPromise();
+  if (result.error) throw result.error;
+  return result.data;
+}
+
+const email = `client-${Date.now()}@example.com`;
+const password = 'a client password';
+const registered = (await run(REGISTER, { input: { email, password } })).register;
+check('register', registered.__typename === 'AuthPayload', registered);
+const again = (await run(REGISTER, { input: { email, password } })).register;
+check('register twice', again.__typename === 'EmailAlreadyRegistered', again);
+
+const login = (await run(LOGIN, { input: { email, password } })).login;
+check('login', login.__typename === 'AuthPayload', login);
+token = login.token;
+
+const checking = (await run(OPEN, { input: { name: 'Checking', currency: 'EUR' } })).openAccount;
+check('open checking', checking.__typename === 'AccountPayload', checking);
+const savings = (await run(OPEN, { input: { name: 'Savings', currency: 'EUR' } })).openAccount;
+const bad = (await run(OPEN, { input: { name: ' ', currency: 'EUR' } })).openAccount;
+check('validation error', bad.__typename === 'ValidationError' && bad.field === 'name', bad);
+
+const deposit = (
+  await run(DEPOSIT, {
+    input: { accountId: checking.account.id, amount: { amount: '100.25', currency: 'EUR' } },
+  })
+).deposit;
+check('deposit', deposit.__typename === 'MoneyMovement'
+  && deposit.destinationAccount.balance.amount === '100.25', deposit);
+
+const transferInput = (amount) => ({
+  input: {
+    sourceAccountId: checking.account.id,
+    destinationAccountId: savings.account.id,
+    amount: { amount, currency: 'EUR' },
+    idempotencyKey: `move-${amount}`,
+  },
+});
+const moved = (await run(TRANSFER, transferInput('40'))).transfer;
+check('transfer', moved.__typename === 'MoneyMovement'
+  && moved.sourceAccount.balance.amount === '60.25', moved);
+const replay = (await run(TRANSFER, transferInput('40'))).transfer;
+check('idempotent replay', replay.transaction?.id === moved.transaction.id, replay);
+const overdraw = (await run(TRANSFER, transferInput('1000'))).transfer;
+check('insufficient funds', overdraw.__typename === 'InsufficientFunds'
+  && overdraw.available.amount === '60.25', overdraw);
+
+const statement = await client.query(STATEMENT, { id: checking.account.id }).toPromise();
+const lines = statement.data.account.entries.edges.map(({ node }) => [
+  node.transaction.kind, node.amount.amount, node.balanceAfter.amount,
+]);
+check('statement', JSON.stringify(lines) === JSON.stringify([
+  ['TRANSFER', '-40.00', '60.25'], ['DEPOSIT', '100.25', '100.25'],
+]), lines);
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
