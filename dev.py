@@ -67,8 +67,11 @@ def ensure_node_packages() -> None:
         if stamp.exists() and stamp.read_text() == wanted:
             continue
         if npm is None:
-            print("npm was not found: GraphiQL's page will say how to install its files, and "
-                  "the Node.js tests will be skipped", flush=True)
+            print(
+                "npm was not found: GraphiQL's page will say how to install its files, and "
+                "the Node.js tests will be skipped",
+                flush=True,
+            )
             return
         _run(npm, "ci", "--prefix", folder, "--ignore-scripts", "--no-audit", "--no-fund")
         stamp.write_text(wanted)
