@@ -57,7 +57,7 @@ def test_the_image_runs_as_a_non_root_user_with_a_healthcheck():
     assert re.search(r"^USER (?!root|0\b)", stage, re.MULTILINE)
     assert "HEALTHCHECK" in stage and "EXPOSE 8000" in stage
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert dockerfile.index("COPY requirements-runtime.lock") < dockerfile.index("COPY gql")
+    assert dockerfile.index("COPY requirements-runtime.lock") < dockerfile.index("COPY gql ./gql")
 
 
 def test_the_start_command_migrates_and_serves_on_postgresql(database_url, tmp_path):
