@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Self
 
 import strawberry
@@ -102,6 +103,23 @@ TransferResult = Annotated[
 ]
 
 
+async def _with_funding(
+    info: Info, input: DepositInput | WithdrawInput, move: Callable[..., Awaitable[Movement]]
+) -> MoneyMovement | e.Error:
+    """A deposit or a withdrawal: the same input, the same answers, another service method."""
+    try:
+        movement = await move(
+            actor=await info.context.actor(),
+            account_id=account_id("accountId", input.account_id),
+            amount=money("amount", input.amount),
+            description=description(input.description),
+            idempotency_key=idempotency_key(input.idempotency_key),
+        )
+    except DomainError as error:
+        return ErrorMapper.for_amount("amount.amount")(error)
+    return MoneyMovement.from_domain(movement)
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
@@ -153,7 +171,7 @@ class Mutation:
                 actor=await info.context.actor(), account_id=key, name=name
             )
         except DomainError as error:
-            return ErrorMapper.for_amount("name")(error)  # type: ignore[return-value]
+            return ErrorMapper()(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
@@ -169,38 +187,18 @@ class Mutation:
                 actor=await info.context.actor(), account_id=key
             )
         except DomainError as error:
-            return ErrorMapper.for_amount("accountId")(error)  # type: ignore[return-value]
+            return ErrorMapper()(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
     async def deposit(self, info: Info, input: DepositInput) -> DepositResult:
         """Put money into one of the viewer's accounts."""
-        try:
-            movement = await info.context.movements.deposit(
-                actor=await info.context.actor(),
-                account_id=account_id("accountId", input.account_id),
-                amount=money("amount", input.amount),
-                description=description(input.description),
-                idempotency_key=idempotency_key(input.idempotency_key),
-            )
-        except DomainError as error:
-            return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
-        return MoneyMovement.from_domain(movement)
+        return await _with_funding(info, input, info.context.movements.deposit)  # type: ignore[return-value]
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
     async def withdraw(self, info: Info, input: WithdrawInput) -> WithdrawResult:
         """Take money out of one of the viewer's accounts, never below zero."""
-        try:
-            movement = await info.context.movements.withdraw(
-                actor=await info.context.actor(),
-                account_id=account_id("accountId", input.account_id),
-                amount=money("amount", input.amount),
-                description=description(input.description),
-                idempotency_key=idempotency_key(input.idempotency_key),
-            )
-        except DomainError as error:
-            return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
-        return MoneyMovement.from_domain(movement)
+        return await _with_funding(info, input, info.context.movements.withdraw)  # type: ignore[return-value]
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
     async def transfer(self, info: Info, input: TransferInput) -> TransferResult:

@@ -7,7 +7,7 @@ import strawberry
 from domain import errors, model
 from domain.ledger import EntryId, TransactionId
 from domain.model import AccountId, UserId
-from gql.ids import MalformedId, from_global_id, key_of, page_request
+from gql.ids import MalformedId, from_global_id, key_of
 from gql.permissions import SIGNED_IN
 from gql.problems import BadUserInput, Forbidden
 from gql.types import (
@@ -112,11 +112,7 @@ class Query:
         status: model.AccountStatus | None = None,
     ) -> AccountConnection:
         """The accounts the viewer may list, a page at a time."""
-        page = page_request(first, after)
-        actor = await info.context.actor()
-        found = await info.context.accounts.accounts(actor=actor, status=status, page=page)
-        total = await info.context.accounts.count_accounts(actor=actor, status=status)
-        return AccountConnection.of(found.items, found.has_next, found.has_previous, total)
+        return await AccountConnection.listed(info, first, after, status)
 
     @strawberry.field(
         description="Null when there is no such transaction or the viewer may not see it.",

@@ -82,15 +82,7 @@ class User(Node):
         after: str | None = None,
         status: model.AccountStatus | None = None,
     ) -> AccountConnection:
-        actor = await info.context.actor()
-        page = page_request(first, after)
-        found = await info.context.accounts.accounts(
-            actor=actor, status=status, page=page, owner_id=self.key
-        )
-        total = await info.context.accounts.count_accounts(
-            actor=actor, status=status, owner_id=self.key
-        )
-        return AccountConnection.of(found.items, found.has_next, found.has_previous, total)
+        return await AccountConnection.listed(info, first, after, status, owner_id=self.key)
 
 
 @strawberry.type
@@ -154,6 +146,23 @@ class AccountConnection:
     edges: list[AccountEdge]
     page_info: PageInfo
     total_count: int
+
+    @classmethod
+    async def listed(
+        cls,
+        info: Info,
+        first: int | None,
+        after: str | None,
+        status: model.AccountStatus | None,
+        owner_id: model.UserId | None = None,
+    ) -> Self:
+        """A page of the accounts the viewer may list (one owner's, when given)."""
+        page = page_request(first, after)
+        actor = await info.context.actor()
+        service = info.context.accounts
+        found = await service.accounts(actor=actor, status=status, page=page, owner_id=owner_id)
+        total = await service.count_accounts(actor=actor, status=status, owner_id=owner_id)
+        return cls.of(found.items, found.has_next, found.has_previous, total)
 
     @classmethod
     def of(
