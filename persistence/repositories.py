@@ -129,6 +129,21 @@ class SqlAccountRepository:
         return {account.id: account for account in map(to_account, rows)}
 
     async def lock_funding(self, currency: Currency) -> Account:
+        query = (
+            select(AccountRow)
+            .where(AccountRow.funding_currency == currency.code)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = (await self._session.exec(query)).first()
+        if row is None:
+            # The first movement in a currency creates its funding account; if another one
+            # does so at the same moment, the unique currency makes this insert a no-op.
+            await self._create_funding(currency)
+            row = (await self._session.exec(query)).one()
+        return to_account(row)
+
+    async def _create_funding(self, currency: Currency) -> None:
         values: dict[str, Any] = {
             "kind": AccountKind.FUNDING.value,
             "name": f"Funding {currency.code}",
@@ -141,13 +156,6 @@ class SqlAccountRepository:
         dialect = self._session.get_bind().dialect.name
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         await self._session.exec(insert(AccountRow).values(**values).on_conflict_do_nothing())
-        query = (
-            select(AccountRow)
-            .where(AccountRow.funding_currency == currency.code)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return to_account((await self._session.exec(query)).one())
 
     async def save(self, account: Account) -> None:
         row = await self._session.get(AccountRow, account.id)

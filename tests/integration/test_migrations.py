@@ -12,6 +12,7 @@ from persistence.migrate import (
     pending_schema_changes,
     upgrade,
 )
+from tests.databases import sqlite_url
 
 
 async def test_migrations_take_an_empty_database_to_head_matching_the_models(empty_url):
@@ -95,3 +96,14 @@ async def test_replicas_starting_together_migrate_one_after_another(empty_url):
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_sqlite_files_are_switched_to_wal_with_writers_queued(tmp_path):
+    engine = make_engine(sqlite_url(tmp_path / "wal.db"))
+    try:
+        async with engine.connect() as connection:
+            mode = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+            timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+        assert (mode, timeout) == ("wal", 10_000)
+    finally:
+        await engine.dispose()
