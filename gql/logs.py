@@ -13,7 +13,8 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Filled in by the GraphQL layer during a request, read by the request log line.
 operation: ContextVar[dict[str, Any] | None] = ContextVar("operation", default=None)
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Attributes every record has, and uvicorn's terminal-coloured copy of its message.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
