@@ -12,14 +12,18 @@ import argparse
 import asyncio
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import strawberry
 
-from gql.context import make_context_getter
+from domain.services import UserService
+from gql.auth import TokenCodec
+from gql.context import build_context, sql_unit_of_work
 from gql.schema import build_schema
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
+from persistence.passwords import PasswordHashing
 
 DOCUMENT = """
 query Statement($first: Int) {
@@ -32,10 +36,10 @@ query Statement($first: Int) {
 """
 
 
-async def measure(schema: strawberry.Schema, context_getter, requests: int) -> float:
+async def measure(schema: strawberry.Schema, new_context, requests: int) -> float:
     start = time.perf_counter()
     for _ in range(requests):
-        context = await context_getter(None, None)
+        context = new_context()
         result = await schema.execute(DOCUMENT, variable_values={"first": 0}, context_value=context)
         assert result.errors is None, result.errors
     return requests / (time.perf_counter() - start)
@@ -45,7 +49,13 @@ async def main(requests: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
         await upgrade(engine)
-        getter = make_context_getter(make_session_factory(engine))
+        uow = sql_unit_of_work(make_session_factory(engine), PasswordHashing(1, 64, 1))
+        user = await UserService(uow).register(email="bench@example.com", password="x" * 12)
+        tokens = TokenCodec("benchmark-key-" + "x" * 32, timedelta(hours=1))
+
+        def getter():
+            return build_context(uow, tokens, user.id)
+
         cached, uncached = build_schema(), build_schema(caches=False)
         await measure(cached, getter, 20)  # warm up imports and the connection pool
         with_caches = await measure(cached, getter, requests)

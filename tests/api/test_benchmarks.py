@@ -1,0 +1,25 @@
+"""The benchmark scripts still run; their figures are for people, so only their shape is read."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*arguments: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_cache_benchmark_prints_both_rates_and_their_ratio():
+    output = run("benchmarks/graphql_caches.py", "--requests", "5")
+    assert "with parser and validation caches" in output and "ratio:" in output
+
+
+def test_the_load_benchmark_checks_the_ledger_and_prints_throughput():
+    output = run("-m", "benchmarks.load", "--ops", "40", "--clients", "4", "--sqlite")
+    assert "requests/s" in output and "audit clean" in output
