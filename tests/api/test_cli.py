@@ -1,5 +1,7 @@
 """The bankql command as a user runs it: a real process on a free port."""
 
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -103,3 +105,42 @@ def test_schema_prints_sdl():
         [*BANKQL, "schema"], capture_output=True, text=True, timeout=60, check=True
     )
     assert "type Query" in result.stdout and "scalar Decimal" in result.stdout
+
+
+def answer_prompts(command: list[str], env: dict[str, str], answers: list[str]) -> tuple[int, str]:
+    """Run a command on a pseudo-terminal, typing each answer after the next prompt."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: becomes the command, with the terminal as its own
+        os.execve(command[0], command, env)  # noqa: S606 - the project's own command
+    output = b""
+    for answer in answers:
+        while b": " not in output.rsplit(b"\n", 1)[-1]:
+            output += os.read(terminal, 1024)
+        os.write(terminal, answer.encode() + b"\n")
+        output += os.read(terminal, 1024)
+    while True:
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_create_admin_asks_for_the_password_twice_on_a_terminal(empty_url):
+    env = environment(empty_url)
+    env.pop("BANKQL_ADMIN_PASSWORD", None)
+    assert run("migrate", env=env).returncode == 0
+    command = [*BANKQL, "create-admin", "--email", "typed@example.com"]
+    code, output = answer_prompts(command, env, ["typed password 1", "typed password 1"])
+    assert code == 0, output
+    assert "created administrator typed@example.com" in output
+    code, output = answer_prompts(
+        [*BANKQL, "create-admin", "--email", "other@example.com"],
+        env,
+        ["typed password 1", "a different one"],
+    )
+    assert code != 0 and "differ" in output
