@@ -54,7 +54,7 @@ class UserRepository(Protocol):
     """Users and their passwords; a password hash never leaves the implementation."""
 
     async def add(self, *, email: str, role: Role, password: str) -> User:
-        """Store a new user; DuplicateRequest when the email is taken."""
+        """Store a new user; the block ends in DuplicateRequest when the email is taken."""
         ...
 
     async def get(self, user_id: UserId) -> User | None: ...
@@ -105,7 +105,11 @@ class TransactionRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One database transaction: leaving the block without commit() rolls everything back."""
+    """One database transaction: leaving the block without commit() rolls everything back.
+
+    A failure the use case can act on leaves the block as DuplicateRequest (a concurrent
+    request committed the same unique value) or TransientConflict (run it again).
+    """
 
     users: UserRepository
     accounts: AccountRepository
@@ -113,9 +117,7 @@ class UnitOfWork(Protocol):
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None: ...
-    async def commit(self) -> None:
-        """Make the work durable; raises DuplicateRequest when a concurrent request won a key."""
-        ...
+    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

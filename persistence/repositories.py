@@ -10,11 +10,9 @@ from sqlalchemy import func, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import DuplicateRequest
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
 from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
 from domain.money import Currency
@@ -24,38 +22,9 @@ from persistence.mapping import to_account, to_entry, to_transaction, to_user
 from persistence.passwords import PasswordHashing
 from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
 
-_UNIQUE_VIOLATION = "23505"
-# PostgreSQL's serialization_failure, deadlock_detected and lock_not_available.
-_TRANSIENT = {"40001", "40P01", "55P03"}
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def is_unique_violation(error: IntegrityError) -> bool:
-    original = error.orig
-    return getattr(original, "sqlstate", None) == _UNIQUE_VIOLATION or (
-        "UNIQUE constraint failed" in str(original)
-    )
-
-
-def is_transient(error: DBAPIError) -> bool:
-    """A failure that a fresh attempt of the same transaction may not meet again."""
-    original = error.orig
-    return getattr(original, "sqlstate", None) in _TRANSIENT or (
-        "database is locked" in str(original)
-    )
-
-
-async def flush(session: AsyncSession) -> None:
-    """Write pending rows now, turning a lost race on a unique value into DuplicateRequest."""
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        if is_unique_violation(error):
-            raise DuplicateRequest() from error
-        raise
 
 
 class SqlUserRepository:
@@ -71,7 +40,7 @@ class SqlUserRepository:
             created_at=_now(),
         )
         self._session.add(row)
-        await flush(self._session)
+        await self._session.flush()
         return to_user(row)
 
     async def get(self, user_id: UserId) -> User | None:
@@ -106,7 +75,7 @@ class SqlAccountRepository:
             created_at=_now(),
         )
         self._session.add(row)
-        await flush(self._session)
+        await self._session.flush()
         return to_account(row)
 
     async def get(self, account_id: AccountId) -> Account | None:
@@ -164,7 +133,7 @@ class SqlAccountRepository:
         row.name = account.name
         row.status = account.status.value
         row.balance = account.balance.minor_units
-        await flush(self._session)
+        await self._session.flush()
 
     def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
         query = select(AccountRow).where(AccountRow.kind == AccountKind.CUSTOMER.value)
@@ -208,7 +177,7 @@ class SqlTransactionRepository:
             created_at=now,
         )
         self._session.add(row)
-        await flush(self._session)
+        await self._session.flush()
         transaction = to_transaction(row)
         self._session.add_all(
             EntryRow(
@@ -220,7 +189,7 @@ class SqlTransactionRepository:
             )
             for entry in new.entries
         )
-        await flush(self._session)
+        await self._session.flush()
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:

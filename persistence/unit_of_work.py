@@ -15,9 +15,28 @@ from persistence.repositories import (
     SqlAccountRepository,
     SqlTransactionRepository,
     SqlUserRepository,
-    is_transient,
-    is_unique_violation,
 )
+
+_UNIQUE_VIOLATION = "23505"
+# PostgreSQL's serialization_failure, deadlock_detected and lock_not_available.
+_TRANSIENT = {"40001", "40P01", "55P03"}
+
+
+def translated(error: DBAPIError) -> Exception | None:
+    """The domain's name for a database failure the use case can act on, if it is one.
+
+    A lost race on a unique value (an idempotency key, an email) is DuplicateRequest; a
+    deadlock, serialization failure or busy lock is TransientConflict. Anything else stays.
+    """
+    original = error.orig
+    state, text = getattr(original, "sqlstate", None), str(original)
+    if isinstance(error, IntegrityError) and (
+        state == _UNIQUE_VIOLATION or "UNIQUE constraint failed" in text
+    ):
+        return DuplicateRequest()
+    if state in _TRANSIENT or "database is locked" in text:
+        return TransientConflict()
+    return None
 
 
 class SqlUnitOfWork:
@@ -47,19 +66,12 @@ class SqlUnitOfWork:
         if session is not None:
             await session.rollback()
             await session.close()
-        if isinstance(error, DBAPIError) and is_transient(error):
-            raise TransientConflict() from error
+        # Flush and commit both happen inside the block, so this one place names every
+        # database failure the use cases handle.
+        if isinstance(error, DBAPIError) and (domain_error := translated(error)) is not None:
+            raise domain_error from error
 
     async def commit(self) -> None:
         if self._session is None:
             raise RuntimeError("commit() outside the unit of work's block")
-        try:
-            await self._session.commit()
-        except IntegrityError as error:
-            if is_unique_violation(error):
-                raise DuplicateRequest() from error
-            raise
-        except DBAPIError as error:
-            if is_transient(error):
-                raise TransientConflict() from error
-            raise
+        await self._session.commit()

@@ -18,12 +18,12 @@ class UserService:
         """Create a user; the email is unique whatever its case, also under a race."""
         address = values.at("email", values.email, email)
         secret = values.at("password", values.password, password)
-        async with self._uow() as uow:
-            try:
+        try:
+            async with self._uow() as uow:
                 user = await uow.users.add(email=address, role=role, password=secret)
                 await uow.commit()
-            except DuplicateRequest:
-                raise EmailAlreadyRegistered() from None
+        except DuplicateRequest:
+            raise EmailAlreadyRegistered() from None
         return user
 
     async def sign_in(self, *, email: str, password: str) -> User:
