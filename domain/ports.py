@@ -26,6 +26,8 @@ class Page(Generic[T]):
     items: list[T]
     has_next: bool
     has_previous: bool
+    # How many items all the pages hold, where the listing counts them.
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

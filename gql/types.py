@@ -161,8 +161,7 @@ class AccountConnection:
         actor = await info.context.actor()
         service = info.context.accounts
         found = await service.accounts(actor=actor, status=status, page=page, owner_id=owner_id)
-        total = await service.count_accounts(actor=actor, status=status, owner_id=owner_id)
-        return cls.of(found.items, found.has_next, found.has_previous, total)
+        return cls.of(found.items, found.has_next, found.has_previous, found.total or 0)
 
     @classmethod
     def of(

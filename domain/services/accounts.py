@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from domain.errors import AccountNotFound, InvalidValue
@@ -104,23 +105,15 @@ class AccountService:
         page: PageRequest,
         owner_id: UserId | None = None,
     ) -> Page[Account]:
-        """One owner's accounts oldest first; without an owner, the actor's (an admin's: all)."""
+        """One owner's accounts oldest first, with how many there are in all; without an
+        owner, the actor's (an administrator's: everyone's)."""
         if not _may_list(actor, owner_id):
-            return Page([], has_next=False, has_previous=False)
+            return Page([], has_next=False, has_previous=False, total=0)
+        owner = _listed_owner(actor, owner_id)
         async with self._uow() as uow:
-            items = await uow.accounts.list(
-                owner_id=_listed_owner(actor, owner_id), status=status, page=page
-            )
-        return _page(items, page)
-
-    async def count_accounts(
-        self, *, actor: Actor, status: AccountStatus | None, owner_id: UserId | None = None
-    ) -> int:
-        """How many accounts `accounts` pages through."""
-        if not _may_list(actor, owner_id):
-            return 0
-        async with self._uow() as uow:
-            return await uow.accounts.count(owner_id=_listed_owner(actor, owner_id), status=status)
+            items = await uow.accounts.list(owner_id=owner, status=status, page=page)
+            total = await uow.accounts.count(owner_id=owner, status=status)
+        return replace(_page(items, page), total=total)
 
     async def statements(
         self, *, actor: Actor, account_ids: Sequence[AccountId], page: PageRequest
