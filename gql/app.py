@@ -48,7 +48,7 @@ class GraphQLView(GraphQL[Context, None]):
         self, context_getter: ContextGetter, settings: Settings, graphiql: GraphiQLAssets
     ) -> None:
         schema = build_schema(
-            limits=Limits(settings.max_query_depth, settings.max_aliases, settings.max_tokens),
+            limits=Limits.from_settings(settings),
             introspection=settings.introspection_enabled,
         )
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)

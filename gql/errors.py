@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Self
-
 import strawberry
 
 from domain import errors
@@ -82,10 +80,6 @@ class ErrorMapper:
     ):
         self.amount_field = amount_field
         self.same_account_field = same_account_field
-
-    @classmethod
-    def for_amount(cls, amount_field: str) -> Self:
-        return cls(amount_field=amount_field)
 
     def __call__(self, error: errors.DomainError) -> Error:
         match error:

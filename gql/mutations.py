@@ -116,7 +116,7 @@ async def _with_funding(
             idempotency_key=idempotency_key(input.idempotency_key),
         )
     except DomainError as error:
-        return ErrorMapper.for_amount("amount.amount")(error)
+        return ErrorMapper(amount_field="amount.amount")(error)
     return MoneyMovement.from_domain(movement)
 
 
@@ -158,7 +158,7 @@ class Mutation:
                 initial_deposit=initial,
             )
         except DomainError as error:
-            return ErrorMapper.for_amount("initialDeposit")(error)  # type: ignore[return-value]
+            return ErrorMapper(amount_field="initialDeposit")(error)  # type: ignore[return-value]
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
@@ -213,5 +213,5 @@ class Mutation:
                 idempotency_key=idempotency_key(input.idempotency_key),
             )
         except DomainError as error:
-            return ErrorMapper.for_amount("amount.amount")(error)  # type: ignore[return-value]
+            return ErrorMapper(amount_field="amount.amount")(error)  # type: ignore[return-value]
         return MoneyMovement.from_domain(movement)

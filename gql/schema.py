@@ -27,6 +27,7 @@ from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
 from gql.scalars import SCALARS
+from gql.settings import Settings
 from gql.types import Account, LedgerEntry, Transaction, User
 
 logger = logging.getLogger("bankql.errors")
@@ -38,9 +39,13 @@ CACHE_SIZE = 512
 class Limits:
     """What one document may ask for; each overrun is a top-level error, never a 500."""
 
-    max_depth: int = 12
-    max_aliases: int = 15
-    max_tokens: int = 2000
+    max_depth: int
+    max_aliases: int
+    max_tokens: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_query_depth, settings.max_aliases, settings.max_tokens)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -106,7 +111,7 @@ def build_schema(
     *, caches: bool = True, limits: Limits | None = None, introspection: bool = True
 ) -> strawberry.Schema:
     """The bankql schema: masked faults, document limits and, unless told not to, caches."""
-    limits = limits or Limits()
+    limits = limits or Limits.from_settings(Settings.model_construct())  # the defaults
     # Rule classes made once, so that validation results stay cacheable across requests.
     rules = [
         *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
