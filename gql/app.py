@@ -18,15 +18,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gql.auth import TokenCodec
 from gql.context import Context, ContextGetter, make_context_getter, password_hashing
 from gql.graphiql import GraphiQLAssets
 from gql.http import (
-    GraphQLHTTPResponse,
-    as_negotiated,
-    mark_request_error,
+    GRAPHQL_RESPONSE,
+    JSON,
+    is_request_error,
     mutation_over_get,
     negotiate,
     not_acceptable,
@@ -63,11 +64,31 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> Context:
         return await self._context_getter(request, response)
 
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        # Carries the negotiated media type to create_response, and lets process_result set
+        # the status code: the two hooks Strawberry gives a result on its way out.
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = getattr(request.state, "media", JSON)
+        request.state.sub_response = sub_response
+        return sub_response
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        mark_request_error(request, result)
-        return await super().process_result(request, result)
+        processed = await super().process_result(request, result)
+        if request.state.sub_response.media_type == GRAPHQL_RESPONSE and is_request_error(result):
+            processed.pop("data", None)
+            request.state.sub_response.status_code = 400
+        return processed
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = sub_response.media_type or JSON
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,6 +109,7 @@ class GraphQLView(GraphQL[Context, None]):
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        request.state.media = media
         try:
             response = await self.run(request)
         except HTTPException as error:
@@ -95,8 +117,6 @@ class GraphQLView(GraphQL[Context, None]):
             response = JSONResponse(
                 {"errors": [{"message": error.reason}]}, status_code=error.status_code
             )
-        if media is not None and isinstance(response, Response):
-            response = as_negotiated(request, response, media)
         await response(scope, receive, send)
 
 

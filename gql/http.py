@@ -8,19 +8,14 @@ gets status 400 with no data entry, as the specification asks.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-REQUEST_ERROR = "bankql_request_error"
 
 
 def _accepted(header: str) -> Iterable[tuple[str, float]]:
@@ -66,11 +61,6 @@ def is_request_error(result: ExecutionResult) -> bool:
     )
 
 
-def mark_request_error(request: Request, result: ExecutionResult) -> None:
-    if is_request_error(result):
-        setattr(request.state, REQUEST_ERROR, True)
-
-
 def unsupported_media_type(content_type: str | None) -> Response | None:
     """A POST body that is not JSON: 415, as the specification recommends."""
     media = (content_type or "").split(";")[0].strip().lower()
@@ -99,20 +89,3 @@ def mutation_over_get(query: str | None, operation_name: str | None) -> Response
 def not_acceptable() -> Response:
     message = f"This endpoint answers {GRAPHQL_RESPONSE} or {JSON}."
     return JSONResponse({"errors": [{"message": message}]}, status_code=406)
-
-
-def as_negotiated(request: Request, response: Response, media: str) -> Response:
-    """Give a JSON GraphQL response the negotiated media type and status code."""
-    if response.media_type != JSON or media != GRAPHQL_RESPONSE:
-        return response
-    body: Any = json.loads(bytes(response.body))
-    status = response.status_code
-    if getattr(request.state, REQUEST_ERROR, False) and isinstance(body, dict):
-        body.pop("data", None)
-        status = 400
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-    headers.pop("content-type", None)
-    return Response(json.dumps(body), status_code=status, media_type=media, headers=headers)
-
-
-__all__ = ["GraphQLHTTPResponse", "as_negotiated", "mark_request_error", "negotiate"]
