@@ -146,13 +146,16 @@ def forged(user_id: str, key: str = TEST_SECRET_KEY, **changes):
 def bad_tokens(user_id: str, good: str) -> dict[str, str]:
     now = datetime.now(UTC)
     header, payload, signature = good.split(".")
+    # The first character carries six whole bits of the signature, so changing it
+    # always changes the decoded bytes (the last one carries padding bits too).
+    tampered = ("B" if signature[0] == "A" else "A") + signature[1:]
     unsigned = jwt.encode(
         {"sub": user_id, "iat": now, "exp": now + timedelta(hours=1)}, None, algorithm="none"
     )
     return {
         "malformed": "not.a.jwt",
         "garbage": "x" * 40,
-        "tampered": f"{header}.{payload}.{signature[:-2]}AA",
+        "tampered": f"{header}.{payload}.{tampered}",
         "other payload": f"{header}.{forged(str(int(user_id) + 1)).split('.')[1]}.{signature}",
         "expired": forged(user_id, exp=now - timedelta(seconds=1), iat=now - timedelta(hours=2)),
         "wrongly signed": forged(user_id, key="another-key-that-is-long-enough-to-sign"),
