@@ -21,10 +21,23 @@ async def test_sigterm_waits_for_the_request_in_flight(tmp_path):
     )
     server = Server(env).start()
     try:
+        sent = asyncio.Event()
+
+        async def trace(event: str, info: dict) -> None:
+            if event == "http11.send_request_body.complete":
+                sent.set()
+
         async with httpx.AsyncClient(timeout=30) as http:
             request = asyncio.create_task(
-                http.post(f"{server.url}/graphql", json={"query": REGISTER})
+                http.post(
+                    f"{server.url}/graphql",
+                    json={"query": REGISTER},
+                    extensions={"trace": trace},
+                )
             )
+            # Signal only once the whole request is on the wire, plus a moment for the
+            # server to read it, so the signal cannot overtake it on a busy machine.
+            await asyncio.wait_for(sent.wait(), 10)
             await asyncio.sleep(0.3)
             started = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
