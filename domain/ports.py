@@ -100,6 +100,21 @@ class TransactionRepository(Protocol):
         the same page of every account at once, so that a list costs one query."""
         ...
 
+    async def last_entry_id(self, account_id: AccountId) -> EntryId | None:
+        """The newest line on the account's statement, if it has one."""
+        ...
+
+    async def entries_after(
+        self, account_id: AccountId, after: EntryId | None, limit: int
+    ) -> list[Entry]:
+        """Up to `limit` of the account's lines after `after`, oldest first.
+
+        An account's lines must be numbered in commit order (each movement holds the
+        account's lock while it writes them), so that resuming after the last line seen
+        never skips one that committed later.
+        """
+        ...
+
     async def get_entry(self, entry_id: EntryId) -> Entry | None: ...
     async def audit(self) -> AuditReport:
         """Check every account's balance against its entries and every transaction's sum."""

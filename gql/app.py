@@ -14,12 +14,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
 
 from gql.auth import TokenCodec
 from gql.context import Context, ContextGetter, make_context_getter, password_hashing
@@ -52,7 +54,13 @@ class GraphQLView(GraphQL[Context, None]):
             limits=Limits.from_settings(settings),
             introspection=settings.introspection_enabled,
         )
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql_enabled else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            # The protocol of today's clients; its predecessor is no longer maintained.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        )
         self._context_getter = context_getter
         self._graphiql = graphiql
 
@@ -63,6 +71,10 @@ class GraphQLView(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         return await self._context_getter(request, response)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        context.sign_in_from_connection_params()
+        return await super().on_ws_connect(context)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         # Carries the negotiated media type to create_response, and lets process_result set
@@ -147,7 +159,10 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     tokens = TokenCodec(settings.signing_key(), timedelta(seconds=settings.token_ttl_seconds))
     engine = make_engine(settings.database_url)
     getter = context_getter or make_context_getter(
-        make_session_factory(engine), tokens, password_hashing(settings)
+        make_session_factory(engine),
+        tokens,
+        password_hashing(settings),
+        settings.subscription_poll_ms,
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -162,10 +177,12 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         await engine.dispose()
 
     graphiql = GraphiQLAssets(settings.graphiql_assets)
+    view = GraphQLView(getter, settings, graphiql)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", GraphQLView(getter, settings, graphiql)),
+        Route("/graphql", view),
+        WebSocketRoute("/graphql", view),  # subscriptions, over graphql-transport-ws
     ]
     if settings.graphiql_enabled:
         routes.append(Route("/graphiql/{name}", graphiql.asset, methods=["GET"]))

@@ -18,7 +18,7 @@ from domain.services import AccountService, AuditService, MovementService, UserS
 from gql.auth import TokenCodec, bearer_token
 from gql.loaders import Loaders
 from gql.problems import Unauthenticated
-from gql.settings import Settings
+from gql.settings import DEFAULT_SUBSCRIPTION_POLL_MS, Settings
 from persistence.passwords import PasswordHashing
 from persistence.unit_of_work import SqlUnitOfWork
 
@@ -33,11 +33,29 @@ class Context:
     audit: AuditService
     tokens: TokenCodec
     viewer_id: UserId | None = None
+    subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS
+    # What a WebSocket client sent in connection_init (Strawberry fills it in).
+    connection_params: dict[str, object] | None = None
     _viewer: Actor | None = field(default=None, repr=False)
 
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders(self.accounts, self.users, self.actor)
+
+    def forget_loaded(self) -> None:
+        """Drop what the loaders hold, for a context that outlives one result."""
+        self.__dict__.pop("loaders", None)
+
+    def sign_in_from_connection_params(self) -> None:
+        """Take the viewer from connection_init's Authorization, as browsers cannot send
+        headers with a WebSocket; without one, the upgrade request's header stands."""
+        params = self.connection_params or {}
+        header = params.get("Authorization", params.get("authorization"))
+        if header is None:
+            return
+        token = bearer_token(header) if isinstance(header, str) else None
+        self.viewer_id = self.tokens.user_id(token) if token is not None else None
+        self._viewer = None
 
     async def viewer(self) -> Actor | None:
         """The signed-in user, looked up once per request; None without a valid token."""
@@ -57,7 +75,10 @@ ContextGetter = Callable[[Request | WebSocket, Response | WebSocket], Awaitable[
 
 
 def build_context(
-    uow: UnitOfWorkFactory, tokens: TokenCodec, viewer_id: UserId | None = None
+    uow: UnitOfWorkFactory,
+    tokens: TokenCodec,
+    viewer_id: UserId | None = None,
+    subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS,
 ) -> Context:
     return Context(
         accounts=AccountService(uow),
@@ -66,6 +87,7 @@ def build_context(
         audit=AuditService(uow),
         tokens=tokens,
         viewer_id=viewer_id,
+        subscription_poll_ms=subscription_poll_ms,
     )
 
 
@@ -95,11 +117,13 @@ def make_context_getter(
     session_factory: async_sessionmaker[AsyncSession],
     tokens: TokenCodec,
     passwords: PasswordHashing,
+    subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS,
 ) -> ContextGetter:
-    """The context getter for the app: each request gets fresh services on this database."""
+    """The context getter for the app: each request (or WebSocket connection) gets fresh
+    services on this database."""
     unit_of_work = sql_unit_of_work(session_factory, passwords)
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
-        return build_context(unit_of_work, tokens, viewer_of(request, tokens))
+        return build_context(unit_of_work, tokens, viewer_of(request, tokens), subscription_poll_ms)
 
     return get_context

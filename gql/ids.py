@@ -52,6 +52,14 @@ def key_of(global_id: str, type_name: str) -> int:
     return key
 
 
+def argument_key(global_id: str, type_name: str, argument: str = "id") -> int:
+    """The key of an ID argument; a BAD_USER_INPUT error for an ID of another type or none."""
+    try:
+        return key_of(global_id, type_name)
+    except MalformedId:
+        raise BadUserInput(f"`{argument}` is not a {type_name} ID issued by this server.") from None
+
+
 def to_cursor(key: int) -> str:
     return _encode("cursor", key)
 

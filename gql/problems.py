@@ -24,3 +24,9 @@ class Unauthenticated(ClientProblem):
 
 class Forbidden(ClientProblem):
     code = "FORBIDDEN"
+
+
+class NotFound(ClientProblem):
+    """Something that does not exist, or that the viewer may not see: the two look alike."""
+
+    code = "NOT_FOUND"

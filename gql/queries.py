@@ -7,7 +7,7 @@ import strawberry
 from domain import errors, model
 from domain.ledger import EntryId, TransactionId
 from domain.model import AccountId, UserId
-from gql.ids import MalformedId, from_global_id, key_of
+from gql.ids import MalformedId, argument_key, from_global_id
 from gql.permissions import SIGNED_IN
 from gql.problems import BadUserInput, Forbidden
 from gql.types import (
@@ -20,13 +20,6 @@ from gql.types import (
     Transaction,
     User,
 )
-
-
-def _key(global_id: str, type_name: str) -> int:
-    try:
-        return key_of(global_id, type_name)
-    except MalformedId:
-        raise BadUserInput(f"`id` is not a {type_name} ID issued by this server.") from None
 
 
 async def _account(info: Info, key: int) -> Account | None:
@@ -98,7 +91,7 @@ class Query:
     )
     async def account(self, info: Info, id: strawberry.ID) -> Account | None:
         """One account by its ID."""
-        return await _account(info, _key(id, "Account"))
+        return await _account(info, argument_key(id, "Account"))
 
     @strawberry.field(
         description="The viewer's accounts, oldest first; an administrator sees every account.",
@@ -120,4 +113,4 @@ class Query:
     )
     async def transaction(self, info: Info, id: strawberry.ID) -> Transaction | None:
         """One transaction by its ID."""
-        return await _transaction(info, _key(id, "Transaction"))
+        return await _transaction(info, argument_key(id, "Transaction"))

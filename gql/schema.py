@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -20,7 +21,9 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gql import errors
 from gql.logs import operation, request_id
@@ -28,6 +31,7 @@ from gql.mutations import Mutation
 from gql.queries import Query
 from gql.scalars import SCALARS
 from gql.settings import Settings
+from gql.subscriptions import Subscription
 from gql.types import Account, LedgerEntry, Transaction, User
 
 logger = logging.getLogger("bankql.errors")
@@ -93,6 +97,29 @@ class RecordOperation(SchemaExtension):
 
 
 class BankSchema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # execute() gives one result, and a subscription has many: they run over WebSocket
+        # (stream()), so a subscription sent here is a request error, not a fault.
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -134,6 +161,7 @@ def build_schema(
     return BankSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=extensions,

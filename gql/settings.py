@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
+DEFAULT_SUBSCRIPTION_POLL_MS = 500
 
 logger = logging.getLogger("bankql")
 
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=15, ge=0)
     max_tokens: int = Field(default=2000, ge=10)
+    # How often a subscription looks for newly committed statement lines, and how many
+    # subscriptions one WebSocket connection may hold at once.
+    subscription_poll_ms: int = Field(default=DEFAULT_SUBSCRIPTION_POLL_MS, ge=10, le=60_000)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
     # Browser origins allowed to call the API, comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

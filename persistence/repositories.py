@@ -230,6 +230,25 @@ class SqlTransactionRepository:
             found[AccountId(row.account_id)].append(to_entry(row, code))
         return found
 
+    async def last_entry_id(self, account_id: AccountId) -> EntryId | None:
+        query = select(func.max(EntryRow.id)).where(EntryRow.account_id == account_id)
+        newest = (await self._session.exec(query)).one()
+        return EntryId(newest) if newest is not None else None
+
+    async def entries_after(
+        self, account_id: AccountId, after: EntryId | None, limit: int
+    ) -> list[Entry]:
+        # Entry ids come from one sequence and an account's entries are written under its
+        # row lock, so within one account id order is commit order.
+        query = (
+            select(EntryRow, AccountRow.currency)
+            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(EntryRow.account_id == account_id, col(EntryRow.id) > (after or 0))
+            .order_by(col(EntryRow.id))
+            .limit(limit)
+        )
+        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+
     async def get_many(self, transaction_ids: Sequence[TransactionId]) -> list[Transaction]:
         query = select(TransactionRow).where(col(TransactionRow.id).in_(set(transaction_ids)))
         return [to_transaction(row) for row in (await self._session.exec(query)).all()]

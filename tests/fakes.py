@@ -186,6 +186,20 @@ class FakeTransactionRepository:
     async def get_entry(self, entry_id: EntryId) -> Entry | None:
         return self.store.entries.get(entry_id)
 
+    async def last_entry_id(self, account_id: AccountId) -> EntryId | None:
+        ids = [e.id for e in self.store.entries.values() if e.account_id == account_id]
+        return max(ids, default=None)
+
+    async def entries_after(
+        self, account_id: AccountId, after: EntryId | None, limit: int
+    ) -> list[Entry]:
+        found = [
+            e
+            for e in self.store.entries.values()
+            if e.account_id == account_id and e.id > (after or 0)
+        ]
+        return sorted(found, key=lambda e: e.id)[:limit]
+
     async def audit(self) -> AuditReport:
         def total(account_id: AccountId) -> int:
             return sum(

@@ -86,6 +86,8 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_TOKEN_TTL_SECONDS", "5", "BANKQL_TOKEN_TTL_SECONDS"),
         ("BANKQL_MAX_BODY_BYTES", "10", "BANKQL_MAX_BODY_BYTES"),
         ("BANKQL_GRAPHIQL", "perhaps", "BANKQL_GRAPHIQL"),
+        ("BANKQL_SUBSCRIPTION_POLL_MS", "0", "BANKQL_SUBSCRIPTION_POLL_MS"),
+        ("BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", "0", "BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):

@@ -1,0 +1,49 @@
+"""Subscription resolvers: the same translation as queries, as a stream of results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from domain import errors
+from domain.model import AccountId
+from gql.ids import argument_key
+from gql.permissions import SIGNED_IN
+from gql.problems import NotFound
+from gql.types import Info, LedgerEntry
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "Each new line on an account the viewer may see, as soon as it is committed, "
+            "from any server process."
+        ),
+        permission_classes=SIGNED_IN,
+    )
+    async def account_entries(
+        self, info: Info, account_id: strawberry.ID
+    ) -> AsyncGenerator[LedgerEntry, None]:
+        """Lines committed after the subscription started, oldest first, none skipped."""
+        context = info.context
+        key = AccountId(argument_key(account_id, "Account", "accountId"))
+        interval_s = context.subscription_poll_ms / 1000
+
+        async def wait() -> None:
+            await asyncio.sleep(interval_s)
+
+        entries = context.accounts.new_entries(
+            actor=await context.actor(), account_id=key, wait=wait
+        )
+        try:
+            async for entry in entries:
+                # A connection lives long: each line's fields are loaded afresh.
+                context.forget_loaded()
+                yield LedgerEntry.from_domain(entry)
+        except errors.AccountNotFound:
+            raise NotFound("No such account.") from None
+        finally:
+            await entries.aclose()

@@ -1,0 +1,247 @@
+"""accountEntries over graphql-transport-ws, against real `bankql serve` processes.
+
+A subscription starts from the lines committed after it began, and a client cannot see that
+moment; so each stream is first shown live with marker deposits, then the test's movements
+follow, and a last marker proves that nothing else arrived in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.api.graphql import GraphQLClient
+from tests.servers import Server, environment
+
+PROTOCOL = "graphql-transport-ws"
+RECEIVE_TIMEOUT_S = 15
+SUBSCRIBE = """subscription Lines($id: ID!) { accountEntries(accountId: $id) {
+  id amount { amount currency } balanceAfter { amount } createdAt transaction { id kind } } }"""
+STATEMENT = """query Statement($id: ID!) { account(id: $id) {
+  entries(first: 100) { edges { node { id amount { amount } balanceAfter { amount } } } } } }"""
+NO_SUCH_ACCOUNT = "QWNjb3VudDo5ODc2NTQ"  # Account:987654
+
+
+def server_env(database_url: str, **variables: str) -> dict[str, str]:
+    return environment(database_url, BANKQL_SUBSCRIPTION_POLL_MS="50", **variables)
+
+
+@pytest.fixture
+def two_servers(database_url) -> Iterator[tuple[Server, Server]]:
+    env = server_env(database_url)
+    first, second = Server(env).start(), Server(env).start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+@pytest.fixture
+def one_server(database_url) -> Iterator[Server]:
+    # One operation per connection, so that the limit can be seen too.
+    server = Server(server_env(database_url, BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION="1"))
+    yield server.start()
+    server.stop()
+
+
+@asynccontextmanager
+async def http_client(server: Server) -> AsyncIterator[GraphQLClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        yield GraphQLClient(http)
+
+
+class Subscriber:
+    """A graphql-transport-ws client: connection_init, subscribe, and the messages back."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+        self.operations = 0
+
+    @classmethod
+    @asynccontextmanager
+    async def connected(
+        cls,
+        server: Server,
+        *,
+        token: str | None = None,
+        header_token: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Subscriber]:
+        headers = {"Authorization": f"Bearer {header_token}"} if header_token else {}
+        url = server.url.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(
+            url, subprotocols=[PROTOCOL], additional_headers=headers, open_timeout=10
+        ) as socket:
+            if payload is None:
+                payload = {"Authorization": f"Bearer {token}"} if token else {}
+            subscriber = cls(socket)
+            await subscriber.send({"type": "connection_init", "payload": payload})
+            assert await subscriber.receive() == {"type": "connection_ack"}
+            yield subscriber
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.socket.send(json.dumps(message))
+
+    async def receive(self) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(
+            await asyncio.wait_for(self.socket.recv(), RECEIVE_TIMEOUT_S)
+        )
+        return message
+
+    async def subscribe(self, account_id: str, query: str = SUBSCRIBE) -> str:
+        self.operations += 1
+        operation_id = str(self.operations)
+        await self.send(
+            {
+                "id": operation_id,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": {"id": account_id}},
+            }
+        )
+        return operation_id
+
+    async def line(self) -> dict[str, Any]:
+        """The next statement line the stream sends."""
+        message = await self.receive()
+        assert message["type"] == "next" and "errors" not in message["payload"], message
+        entry: dict[str, Any] = message["payload"]["data"]["accountEntries"]
+        return entry
+
+    async def wait_until_live(self, owner: GraphQLClient, account_id: str) -> None:
+        """Deposit markers until one comes back, then take in every marker that follows."""
+        sent: list[str] = []
+        for attempt in range(1, 40):
+            sent.append(f"0.{attempt:02d}")
+            await owner.deposit(account_id, sent[-1])
+            try:
+                message = await asyncio.wait_for(self.socket.recv(), 0.5)
+            except TimeoutError:
+                continue
+            first = json.loads(message)["payload"]["data"]["accountEntries"]["amount"]["amount"]
+            for marker in sent[sent.index(first) + 1 :]:
+                assert (await self.line())["amount"]["amount"] == marker
+            return
+        raise AssertionError("the subscription never delivered a marker")
+
+
+def amounts(lines: list[dict[str, Any]]) -> list[tuple[str, Decimal, str]]:
+    return [
+        (
+            line["amount"]["amount"],
+            Decimal(line["balanceAfter"]["amount"]),
+            line["transaction"]["kind"],
+        )
+        for line in lines
+    ]
+
+
+async def test_lines_committed_on_another_process_reach_each_reader_once_and_in_order(
+    two_servers,
+):
+    near, far = two_servers
+    async with http_client(near) as anonymous, http_client(far) as elsewhere:
+        alice = await anonymous.signed_up("alice@example.com")
+        bob = await anonymous.signed_up("bob@example.com")
+        main = (await alice.open_account("Main", initial_deposit="100"))["id"]
+        savings = (await alice.open_account("Savings"))["id"]
+        bobs = (await bob.open_account("Bob's"))["id"]
+        # The movements go through the other process, as the same users.
+        alice_far, bob_far = (
+            GraphQLClient(elsewhere.http, alice.token),
+            GraphQLClient(elsewhere.http, bob.token),
+        )
+
+        async with (
+            Subscriber.connected(near, token=alice.token) as alices,
+            # Browsers cannot send headers with a WebSocket; other clients may.
+            Subscriber.connected(near, header_token=bob.token) as bobs_stream,
+        ):
+            await alices.subscribe(main)
+            await bobs_stream.subscribe(bobs)
+            await alices.wait_until_live(alice, main)
+            await bobs_stream.wait_until_live(bob, bobs)
+            live_balance = await alice.balance(main)
+
+            await alice_far.withdraw(main, "10")
+            await alice_far.transfer(main, bobs, "25")
+            refused = await alice_far.withdraw(main, "1000")
+            await alice_far.deposit(savings, "5")
+            await bob_far.transfer(bobs, main, "3")
+            first = await alice_far.deposit(main, "7", idempotencyKey="once")
+            again = await alice_far.deposit(main, "7", idempotencyKey="once")
+            await alice_far.deposit(main, "0.99")  # the closing marker
+            await bob_far.deposit(bobs, "0.99")
+
+            alice_lines = [await alices.line() for _ in range(5)]
+            bob_lines = [await bobs_stream.line() for _ in range(3)]
+
+        assert refused["__typename"] == "InsufficientFunds"
+        assert first["transaction"]["id"] == again["transaction"]["id"]
+        start = Decimal(live_balance)
+        assert amounts(alice_lines) == [
+            ("-10.00", start - 10, "WITHDRAWAL"),
+            ("-25.00", start - 35, "TRANSFER"),
+            ("3.00", start - 32, "TRANSFER"),
+            ("7.00", start - 25, "DEPOSIT"),
+            ("0.99", start - Decimal("24.01"), "DEPOSIT"),
+        ]
+        assert [line["transaction"]["id"] for line in alice_lines][3] == first["transaction"]["id"]
+        assert [(a, k) for a, _b, k in amounts(bob_lines)] == [
+            ("25.00", "TRANSFER"),
+            ("-3.00", "TRANSFER"),
+            ("0.99", "DEPOSIT"),
+        ]
+        # The lines are the statement's own, newest last.
+        statement = (await alice.data(STATEMENT, id=main))["account"]["entries"]["edges"]
+        newest = [edge["node"]["id"] for edge in statement[:5]]
+        assert [line["id"] for line in alice_lines] == newest[::-1]
+
+
+async def test_refusals_look_like_queries_refusals(one_server):
+    async with http_client(one_server) as anonymous:
+        alice = await anonymous.signed_up("alice@example.com")
+        bob = await anonymous.signed_up("bob@example.com")
+        main = (await alice.open_account("Main"))["id"]
+
+        async def first_answer(**connection: Any) -> dict[str, Any]:
+            account_id = connection.pop("account_id", main)
+            async with Subscriber.connected(one_server, **connection) as subscriber:
+                await subscriber.subscribe(account_id)
+                return await subscriber.receive()
+
+        anonymous_answer = await first_answer()
+        forged_answer = await first_answer(token="not-a-token")
+        bobs_answer = await first_answer(token=bob.token)
+        missing_answer = await first_answer(token=bob.token, account_id=NO_SUCH_ACCOUNT)
+        malformed_answer = await first_answer(token=bob.token, account_id="not an id")
+
+        async with Subscriber.connected(one_server, token=alice.token) as subscriber:
+            await subscriber.subscribe(main)
+            await subscriber.subscribe(main)
+            over_limit = await subscriber.receive()
+
+        over_http = await anonymous.http.post(
+            "/graphql",
+            json={"query": SUBSCRIBE, "variables": {"id": main}},
+            headers={**alice.headers, "Accept": "application/graphql-response+json"},
+        )
+
+    for answer in (anonymous_answer, forged_answer):
+        assert answer["type"] == "error", answer
+        assert answer["payload"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # Someone else's account and no account at all get the very same answer.
+    assert bobs_answer["payload"] == missing_answer["payload"]
+    assert bobs_answer["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert bobs_answer["payload"]["data"] is None
+    assert malformed_answer["payload"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert over_limit["type"] == "error"
+    assert over_limit["payload"][0]["message"] == "Subscription limit reached"
+    assert over_http.status_code == 400
+    assert "subscriptions are not allowed" in over_http.json()["errors"][0]["message"]
