@@ -46,7 +46,8 @@ def node(script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[str]:
     database = tmp_path_factory.mktemp("frontend") / "bank.db"
-    server = Server(environment(f"sqlite+aiosqlite:///{database}")).start()
+    env = environment(f"sqlite+aiosqlite:///{database}", BANKQL_SUBSCRIPTION_POLL_MS="50")
+    server = Server(env).start()
     yield server.url
     server.stop()
 

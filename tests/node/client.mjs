@@ -1,7 +1,9 @@
-// A frontend's journey through bankql with a real GraphQL client (urql), as an app would
-// write it: union results switched on __typename.
+// A frontend's journey through bankql with real GraphQL clients (urql over HTTP, graphql-ws
+// for the live statement), as an app would write it: union results switched on __typename.
 // Usage: node client.mjs http://127.0.0.1:8000/graphql
 import { Client, fetchExchange, gql } from '@urql/core';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 
 const url = process.argv[2];
 let token = null;
@@ -68,6 +70,12 @@ const STATEMENT = gql`
   }
 `;
 
+const LIVE = `
+  subscription Live($id: ID!) {
+    accountEntries(accountId: $id) { amount { amount } balanceAfter { amount } transaction { kind } }
+  }
+`;
+
 let passed = 0;
 let failed = 0;
 function check(what, condition, detail) {
@@ -110,6 +118,40 @@ const deposit = (
 check('deposit', deposit.__typename === 'MoneyMovement'
   && deposit.destinationAccount.balance.amount === '100.25', deposit);
 
+// The savings account's live statement. A subscription sends what commits after it began,
+// which a client cannot see, so marker deposits go in until the first one comes back.
+const received = [];
+let wake = null;
+const sockets = createClient({
+  url: url.replace(/^http/, 'ws'),
+  webSocketImpl: WebSocket,
+  connectionParams: () => ({ Authorization: `Bearer ${token}` }),
+});
+const unsubscribe = sockets.subscribe({ query: LIVE, variables: { id: savings.account.id } }, {
+  next: ({ data, errors }) => { received.push(errors ? { errors } : data.accountEntries); wake?.(); },
+  error: (error) => { received.push({ error: String(error) }); wake?.(); },
+  complete: () => {},
+});
+const nextLine = (waitMs) => new Promise((resolve) => {
+  if (received.length) { resolve(received.shift()); return; }
+  const timer = setTimeout(() => { wake = null; resolve(null); }, waitMs);
+  wake = () => { clearTimeout(timer); wake = null; resolve(received.shift()); };
+});
+const markers = [];
+let live = null;
+for (let cents = 1; cents < 40 && !live; cents += 1) {
+  markers.push(`0.${String(cents).padStart(2, '0')}`);
+  const amount = { amount: markers.at(-1), currency: 'EUR' };
+  await run(DEPOSIT, { input: { accountId: savings.account.id, amount } });
+  live = await nextLine(500);
+}
+check('subscription goes live', markers.includes(live?.amount?.amount), live);
+for (const marker of markers.slice(markers.indexOf(live?.amount?.amount) + 1)) {
+  const line = await nextLine(10000);
+  check('each marker once, in order', line?.amount?.amount === marker, line);
+}
+const markedCents = (markers.length * (markers.length + 1)) / 2;
+
 const transferInput = (amount) => ({
   input: {
     sourceAccountId: checking.account.id,
@@ -126,6 +168,16 @@ check('idempotent replay', replay.transaction?.id === moved.transaction.id, repl
 const overdraw = (await run(TRANSFER, transferInput('1000'))).transfer;
 check('insufficient funds', overdraw.__typename === 'InsufficientFunds'
   && overdraw.available.amount === '60.25', overdraw);
+
+const incoming = await nextLine(10000);
+const savingsCents = markedCents + 4000;
+check('the live statement shows the transfer alone', JSON.stringify(incoming) === JSON.stringify({
+  amount: { amount: '40.00' },
+  balanceAfter: { amount: `${Math.floor(savingsCents / 100)}.${String(savingsCents % 100).padStart(2, '0')}` },
+  transaction: { kind: 'TRANSFER' },
+}), incoming);
+unsubscribe();
+await sockets.dispose();
 
 const statement = await client.query(STATEMENT, { id: checking.account.id }).toPromise();
 const lines = statement.data.account.entries.edges.map(({ node }) => [
