@@ -102,8 +102,8 @@ def password_hashing(settings: Settings) -> PasswordHashing:
 def sql_unit_of_work(
     session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
 ) -> UnitOfWorkFactory:
-    def unit_of_work() -> UnitOfWork:
-        return SqlUnitOfWork(session_factory, passwords)
+    def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
+        return SqlUnitOfWork(session_factory, passwords, read_only=read_only)
 
     return unit_of_work
 

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Execution option of a unit of work that only reads: on SQLite it takes no write lock.
+READ_ONLY = "bankql_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -18,7 +20,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine; on SQLite every transaction takes the write lock at its start."""
+    """An async engine; on SQLite every transaction but a read-only one takes the write lock
+    at its start."""
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **options)
     engine = create_async_engine(
@@ -31,7 +34,8 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
 def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
     # The sqlite3 module would open transactions lazily and only for writes; taking control of
     # BEGIN makes each unit of work one IMMEDIATE transaction, so that two writers queue on the
-    # busy timeout instead of one failing halfway through a read-then-write.
+    # busy timeout instead of one failing halfway through a read-then-write. A read-only one
+    # begins DEFERRED: in WAL mode it reads its snapshot beside the writer.
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -43,7 +47,8 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def _use_wal(cursor: Any) -> None:

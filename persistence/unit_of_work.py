@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import DuplicateRequest, TransientConflict
 from domain.ports import AccountRepository, TransactionRepository, UserRepository
+from persistence.database import READ_ONLY
 from persistence.passwords import PasswordHashing
 from persistence.repositories import (
     SqlAccountRepository,
@@ -47,15 +48,23 @@ class SqlUnitOfWork:
     transactions: TransactionRepository
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        passwords: PasswordHashing,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self._passwords = passwords
+        self._read_only = read_only
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
         session = self._session_factory()
         self._session = session
+        if self._read_only:
+            # Set before the transaction begins, which is where the engine reads it.
+            await session.connection(execution_options={READ_ONLY: True})
         self.users = SqlUserRepository(session, self._passwords)
         self.accounts = SqlAccountRepository(session)
         self.transactions = SqlTransactionRepository(session)
@@ -74,4 +83,6 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         if self._session is None:
             raise RuntimeError("commit() outside the unit of work's block")
+        if self._read_only:
+            raise RuntimeError("commit() in a read-only unit of work")
         await self._session.commit()

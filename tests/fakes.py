@@ -230,9 +230,10 @@ class FakeTransactionRepository:
 class FakeUnitOfWork:
     """Works on a copy of the store and writes it back only on commit, as a transaction would."""
 
-    def __init__(self, store: FakeStore) -> None:
+    def __init__(self, store: FakeStore, *, read_only: bool = False) -> None:
         self.committed_store = store
         self.committed = False
+        self.read_only = read_only
 
     async def __aenter__(self) -> Self:
         self.working = replace(
@@ -253,6 +254,8 @@ class FakeUnitOfWork:
         del self.working
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("commit() in a read-only unit of work")
         store = self.committed_store
         store.users, store.accounts = self.working.users, self.working.accounts
         store.transactions, store.requests = self.working.transactions, self.working.requests
@@ -268,8 +271,8 @@ class FakeUnitOfWorkFactory:
         self.store = FakeStore()
         self.made: list[FakeUnitOfWork] = []
 
-    def __call__(self) -> FakeUnitOfWork:
-        uow = FakeUnitOfWork(self.store)
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.store, read_only=read_only)
         self.made.append(uow)
         return uow
 

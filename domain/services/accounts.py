@@ -93,7 +93,7 @@ class AccountService:
 
     async def account(self, *, actor: Actor, account_id: AccountId) -> Account | None:
         """The account, or None when it does not exist or the actor may not see it."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             account = await uow.accounts.get(account_id)
         return account if account is not None and actor.can_read(account) else None
 
@@ -110,7 +110,7 @@ class AccountService:
         if not _may_list(actor, owner_id):
             return Page([], has_next=False, has_previous=False, total=0)
         owner = _listed_owner(actor, owner_id)
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             items = await uow.accounts.list(owner_id=owner, status=status, page=page)
             total = await uow.accounts.count(owner_id=owner, status=status)
         return replace(_page(items, page), total=total)
@@ -120,7 +120,7 @@ class AccountService:
     ) -> dict[AccountId, Page[Entry]]:
         """The same page of several accounts' statements, newest first, in two queries; an
         account the actor may not see gets an empty page."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             accounts = await uow.accounts.get_many(account_ids)
             readable = [account.id for account in accounts if actor.can_read(account)]
             entries = await uow.transactions.entries(readable, page)
@@ -134,7 +134,7 @@ class AccountService:
 
     async def entry(self, *, actor: Actor, entry_id: EntryId) -> Entry | None:
         """A statement line, or None when the actor may not see its account."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             entry = await uow.transactions.get_entry(entry_id)
             account = await uow.accounts.get(entry.account_id) if entry else None
         return entry if account is not None and actor.can_read(account) else None
@@ -153,14 +153,14 @@ class AccountService:
         Nothing is skipped or repeated: each look resumes after the last line handed out,
         and an account's lines are numbered in the order they were committed.
         """
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             account = await uow.accounts.get(account_id)
             if account is None or not actor.can_read(account):
                 raise AccountNotFound(account_id)
             last = await uow.transactions.last_entry_id(account_id)
         while True:
             await wait()
-            async with self._uow() as uow:
+            async with self._uow(read_only=True) as uow:
                 entries = await uow.transactions.entries_after(account_id, last, batch)
             for entry in entries:
                 last = entry.id
@@ -170,7 +170,7 @@ class AccountService:
         self, *, actor: Actor, transaction_ids: Sequence[TransactionId]
     ) -> dict[TransactionId, Transaction]:
         """The transactions the actor may see (those touching an account they may read)."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             found = await uow.transactions.get_many(transaction_ids)
             touched = {
                 key

@@ -15,5 +15,5 @@ class AuditService:
         """Balances against entries, no customer below zero, every transaction summing to zero."""
         if actor.role is not Role.ADMIN:
             raise Forbidden()
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await uow.transactions.audit()

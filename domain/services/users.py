@@ -31,7 +31,7 @@ class UserService:
         address = values.at("email", values.email, email)
         if not password:
             raise InvalidInput("password", "Enter your password.")
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             user = await uow.users.authenticate(address, password)
         if user is None:
             raise InvalidCredentials()
@@ -39,7 +39,7 @@ class UserService:
 
     async def actor(self, user_id: UserId) -> Actor | None:
         """Who a signed-in request acts for, or None when that user no longer exists."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             user = await uow.users.get(user_id)
         return Actor(user.id, user.role) if user is not None else None
 
@@ -47,7 +47,7 @@ class UserService:
         """A user the actor may see: themselves, or anyone for an administrator."""
         if not actor.can_read_user(user_id):
             return None
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await uow.users.get(user_id)
 
     async def users(self, *, actor: Actor, user_ids: Sequence[UserId]) -> dict[UserId, User]:
@@ -55,5 +55,5 @@ class UserService:
         visible = [user_id for user_id in user_ids if actor.can_read_user(user_id)]
         if not visible:
             return {}
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return {user.id: user for user in await uow.users.get_many(visible)}

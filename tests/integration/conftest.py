@@ -19,4 +19,4 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 def uow_factory(engine: AsyncEngine):
     sessions = make_session_factory(engine)
     cheap = PasswordHashing(time_cost=1, memory_cost_kib=64, parallelism=1)
-    return lambda: SqlUnitOfWork(sessions, cheap)
+    return lambda read_only=False: SqlUnitOfWork(sessions, cheap, read_only=read_only)

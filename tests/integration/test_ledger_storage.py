@@ -87,6 +87,25 @@ async def test_uncommitted_work_is_rolled_back(uow_factory):
         assert (await uow.accounts.get(account.id)).name == "A"
 
 
+async def test_a_reader_reads_its_snapshot_beside_an_open_writer_and_cannot_commit(
+    uow_factory,
+):
+    actor, account = await funded_account(uow_factory)
+    async with uow_factory() as writer:
+        # The writer holds its lock (on SQLite, the whole database's) and has changed the row.
+        [locked] = (await writer.accounts.lock([account.id])).values()
+        locked.rename("Being renamed")
+        await writer.accounts.save(locked)
+        async with uow_factory(read_only=True) as reader:
+            seen = await reader.accounts.get(account.id)
+            with pytest.raises(RuntimeError, match="read-only"):
+                await reader.commit()
+        await writer.commit()
+    assert seen is not None and seen.name == "A"
+    async with uow_factory(read_only=True) as reader:
+        assert (await reader.accounts.get(account.id)).name == "Being renamed"
+
+
 async def test_repositories_round_trip_the_domain_objects(uow_factory):
     actor, account = await funded_account(uow_factory, 1234)
     async with uow_factory() as uow:

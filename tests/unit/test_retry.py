@@ -62,8 +62,8 @@ class ConflictingUnitOfWork(FakeUnitOfWork):
 
 
 class ConflictingFactory(FakeUnitOfWorkFactory):
-    def __call__(self) -> FakeUnitOfWork:
-        uow = ConflictingUnitOfWork(self.store)
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
+        uow = ConflictingUnitOfWork(self.store, read_only=read_only)
         self.made.append(uow)
         return uow
 
