@@ -55,6 +55,8 @@ def serve(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # A WebSocket message is held to the same size as a request body.
+        ws_max_size=settings.max_body_bytes,
     )
 
 

@@ -18,6 +18,16 @@ REQUEST_ID_HEADER = "x-request-id"
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    """The client's X-Request-ID when it is a sane one, or a new id."""
+    sent = headers.get(REQUEST_ID_HEADER, "")
+    return sent if _CLIENT_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -43,12 +53,14 @@ class RequestMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        sent = headers.get(REQUEST_ID_HEADER, "")
-        rid = sent if _CLIENT_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        headers = _headers(scope)
+        rid = _request_id(headers)
         rid_token, operation_token = request_id.set(rid), operation.set({})
         started = time.perf_counter()
         status = 500
@@ -95,6 +107,24 @@ class RequestMiddleware:
             self._log(scope, status, started)
             request_id.reset(rid_token)
             operation.reset(operation_token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A connection's one line when it ends; its operations share its request id."""
+        rid = _request_id(_headers(scope))
+        rid_token = request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            logger.info(
+                "websocket",
+                extra={
+                    "request_id": rid,
+                    "path": scope.get("path"),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id.reset(rid_token)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length", "")

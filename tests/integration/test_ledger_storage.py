@@ -90,7 +90,7 @@ async def test_uncommitted_work_is_rolled_back(uow_factory):
 async def test_a_reader_reads_its_snapshot_beside_an_open_writer_and_cannot_commit(
     uow_factory,
 ):
-    actor, account = await funded_account(uow_factory)
+    _, account = await funded_account(uow_factory)
     async with uow_factory() as writer:
         # The writer holds its lock (on SQLite, the whole database's) and has changed the row.
         [locked] = (await writer.accounts.lock([account.id])).values()
