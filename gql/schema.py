@@ -21,6 +21,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -52,12 +53,15 @@ class Limits:
         return cls(settings.max_query_depth, settings.max_aliases, settings.max_tokens)
 
 
+# What Strawberry raises for a request it cannot run; over WebSocket it arrives as an error.
+_REQUEST_ERRORS = (GraphQLError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
-    """A fault inside a resolver, as opposed to a request the client got wrong."""
+    """A fault inside a resolver or a subscription's stream, as opposed to a request the
+    client got wrong: any exception that is not a GraphQL error of its own."""
     original = error.original_error
-    return (
-        error.path is not None and original is not None and not isinstance(original, GraphQLError)
-    )
+    return original is not None and not isinstance(original, _REQUEST_ERRORS)
 
 
 class MaskUnexpectedErrors(MaskErrors):

@@ -42,6 +42,17 @@ async def test_a_wrongly_typed_variable_is_a_top_level_error(gql):
     assert body["errors"] and body.get("data") is None
 
 
+async def test_a_variable_a_scalar_refuses_is_the_clients_error_not_a_fault(gql, caplog):
+    query = """mutation($a: Decimal!) { deposit(input: {accountId: "QWNjb3VudDox",
+      amount: {amount: $a, currency: "EUR"}}) { __typename } }"""
+    with caplog.at_level(logging.ERROR, logger="bankql.errors"):
+        body = await gql.request(query, a=12.5)
+    [error] = body["errors"]
+    assert "sent as strings" in error["message"]
+    assert error.get("extensions", {}).get("code") != "INTERNAL_SERVER_ERROR"
+    assert caplog.records == []
+
+
 def test_the_schema_caches_parsed_and_validated_documents():
     from strawberry.extensions import ParserCache, ValidationCache
 

@@ -1,15 +1,18 @@
 """Health and readiness, request ids, and one JSON log line per request that leaks no secret."""
 
+import asyncio
 import json
 import logging
 
 import httpx
+from starlette.testclient import TestClient
 
 from domain.services import AccountService
 from gql.app import create_app
 from gql.logs import JsonFormatter, quiet_libraries
 from tests.api.graphql import LOGIN, OPEN
 from tests.conftest import settings_for
+from tests.databases import migrated
 
 
 async def test_ready_when_the_database_answers_at_the_newest_schema(client):
@@ -114,3 +117,39 @@ async def test_a_top_level_client_error_is_logged_as_an_error_outcome(gql, caplo
         await gql.request("{ accounts(first: 500) { totalCount } }")
     [request] = request_lines(caplog)
     assert request.outcome == "error"
+
+
+def test_a_subscription_fault_is_masked_and_logged_under_its_connections_request_id(
+    tmp_path, monkeypatch, caplog
+):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ws.db'}"
+    asyncio.run(migrated(url))
+
+    async def broken(self, **_arguments):
+        raise RuntimeError("the disk is on fire")
+        yield  # an async generator, as the real method is
+
+    monkeypatch.setattr(AccountService, "new_entries", broken)
+    app = create_app(settings_for(url))
+    register = 'mutation { register(input: {email: "ws@example.com", password: "long enough pw"})'
+    subscribe = 'subscription { accountEntries(accountId: "QWNjb3VudDox") { id } }'
+    with caplog.at_level(logging.INFO), TestClient(app) as http:
+        token = http.post(
+            "/graphql", json={"query": register + " { ... on AuthPayload { token } } }"}
+        ).json()["data"]["register"]["token"]
+        with http.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"], headers={"X-Request-ID": "ws-1"}
+        ) as socket:
+            bearer = {"Authorization": f"Bearer {token}"}
+            socket.send_json({"type": "connection_init", "payload": bearer})
+            assert socket.receive_json() == {"type": "connection_ack"}
+            socket.send_json({"id": "1", "type": "subscribe", "payload": {"query": subscribe}})
+            answer = socket.receive_json()
+    [error] = answer["payload"]["errors"] if answer["type"] == "next" else answer["payload"]
+    assert error["message"] == "Internal server error"
+    assert "fire" not in json.dumps(answer)
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "ws-1"}
+    [logged] = [r for r in caplog.records if r.name == "bankql.errors"]
+    assert logged.request_id == "ws-1" and "fire" in str(logged.exc_info[1])
+    [line] = [r for r in caplog.records if r.name == "bankql.requests" and r.msg == "websocket"]
+    assert line.request_id == "ws-1" and line.path == "/graphql"

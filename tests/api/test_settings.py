@@ -6,11 +6,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import WebSocketRoute
 
 from gql.app import create_app
 from gql.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET_KEY, settings_for
-from tests.databases import migrated
+from tests.databases import migrated, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_STYLE_URL = "postgresql+psycopg://bankql@127.0.0.1:1/bankql"
@@ -163,3 +166,12 @@ async def test_limits_and_token_lifetime_follow_their_settings(tmp_path):
     assert "depth" in deep["errors"][0]["message"]
     assert "token" in tokens.json()["errors"][0]["message"].lower()
     assert body.status_code == 413
+
+
+async def test_each_subscription_looks_for_new_lines_as_often_as_set(tmp_path):
+    app = create_app(settings_for(sqlite_url(tmp_path / "poll.db"), subscription_poll_ms=1234))
+    [view] = [route.endpoint for route in app.routes if isinstance(route, WebSocketRoute)]
+    request = Request({"type": "http", "method": "GET", "path": "/graphql", "headers": []})
+    context = await view.get_context(request, Response())
+    await app.state.engine.dispose()
+    assert context.subscription_poll_ms == 1234
