@@ -45,8 +45,11 @@ def two_servers(database_url) -> Iterator[tuple[Server, Server]]:
 
 @pytest.fixture
 def one_server(database_url) -> Iterator[Server]:
-    # One operation per connection, so that the limit can be seen too.
-    server = Server(server_env(database_url, BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION="1"))
+    # One operation per connection and small messages, so that the limits can be seen too.
+    env = server_env(
+        database_url, BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION="1", BANKQL_MAX_BODY_BYTES="2048"
+    )
+    server = Server(env)
     yield server.start()
     server.stop()
 
@@ -227,6 +230,12 @@ async def test_refusals_look_like_queries_refusals(one_server):
             await subscriber.subscribe(main)
             over_limit = await subscriber.receive()
 
+        async with Subscriber.connected(one_server, token=alice.token) as subscriber:
+            padded = SUBSCRIBE + " " * 4096
+            await subscriber.send({"id": "1", "type": "subscribe", "payload": {"query": padded}})
+            with pytest.raises(websockets.ConnectionClosed) as too_large:
+                await subscriber.receive()
+
         over_http = await anonymous.http.post(
             "/graphql",
             json={"query": SUBSCRIBE, "variables": {"id": main}},
@@ -243,5 +252,6 @@ async def test_refusals_look_like_queries_refusals(one_server):
     assert malformed_answer["payload"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert over_limit["type"] == "error"
     assert over_limit["payload"][0]["message"] == "Subscription limit reached"
+    assert too_large.value.rcvd is not None and too_large.value.rcvd.code == 1009
     assert over_http.status_code == 400
     assert "subscriptions are not allowed" in over_http.json()["errors"][0]["message"]
