@@ -100,8 +100,8 @@ class TransactionRepository(Protocol):
         the same page of every account at once, so that a list costs one query."""
         ...
 
-    async def last_entry_id(self, account_id: AccountId) -> EntryId | None:
-        """The newest line on the account's statement, if it has one."""
+    async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
+        """The newest line of each of these accounts that has one, in one query."""
         ...
 
     async def entries_after(

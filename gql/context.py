@@ -14,7 +14,13 @@ from starlette.websockets import WebSocket
 
 from domain.model import Actor, UserId
 from domain.ports import UnitOfWork, UnitOfWorkFactory
-from domain.services import AccountService, AuditService, MovementService, UserService
+from domain.services import (
+    AccountService,
+    AuditService,
+    EntryWatch,
+    MovementService,
+    UserService,
+)
 from gql.auth import TokenCodec, bearer_token
 from gql.loaders import Loaders
 from gql.problems import Unauthenticated
@@ -32,8 +38,9 @@ class Context:
     users: UserService
     audit: AuditService
     tokens: TokenCodec
+    # Shared by every context of the process: one look for new lines serves them all.
+    entry_watch: EntryWatch
     viewer_id: UserId | None = None
-    subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS
     # What a WebSocket client sent in connection_init (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
     _viewer: Actor | None = field(default=None, repr=False)
@@ -78,7 +85,7 @@ def build_context(
     uow: UnitOfWorkFactory,
     tokens: TokenCodec,
     viewer_id: UserId | None = None,
-    subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS,
+    entry_watch: EntryWatch | None = None,
 ) -> Context:
     return Context(
         accounts=AccountService(uow),
@@ -86,8 +93,8 @@ def build_context(
         users=UserService(uow),
         audit=AuditService(uow),
         tokens=tokens,
+        entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
         viewer_id=viewer_id,
-        subscription_poll_ms=subscription_poll_ms,
     )
 
 
@@ -120,10 +127,11 @@ def make_context_getter(
     subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
-    services on this database."""
+    services on this database, and all share one watch for new statement lines."""
     unit_of_work = sql_unit_of_work(session_factory, passwords)
+    watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
-        return build_context(unit_of_work, tokens, viewer_of(request, tokens), subscription_poll_ms)
+        return build_context(unit_of_work, tokens, viewer_of(request, tokens), watch)
 
     return get_context

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
-DEFAULT_SUBSCRIPTION_POLL_MS = 500
+DEFAULT_SUBSCRIPTION_POLL_MS = 250
 
 logger = logging.getLogger("bankql")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -30,20 +29,15 @@ class Subscription:
         """Lines committed after the subscription started, oldest first, none skipped."""
         context = info.context
         key = AccountId(argument_key(account_id, "Account", "accountId"))
-        interval_s = context.subscription_poll_ms / 1000
-
-        async def wait() -> None:
-            await asyncio.sleep(interval_s)
-
-        entries = context.accounts.new_entries(
-            actor=await context.actor(), account_id=key, wait=wait
-        )
-        try:
-            async for entry in entries:
-                # A connection lives long: each line's fields are loaded afresh.
-                context.forget_loaded()
-                yield LedgerEntry.from_domain(entry)
-        except errors.AccountNotFound:
-            raise NotFound("No such account.") from None
-        finally:
-            await entries.aclose()
+        actor = await context.actor()
+        async with context.entry_watch.watching(key) as wait:
+            entries = context.accounts.new_entries(actor=actor, account_id=key, wait=wait)
+            try:
+                async for entry in entries:
+                    # A connection lives long: each line's fields are loaded afresh.
+                    context.forget_loaded()
+                    yield LedgerEntry.from_domain(entry)
+            except errors.AccountNotFound:
+                raise NotFound("No such account.") from None
+            finally:
+                await entries.aclose()

@@ -230,10 +230,18 @@ class SqlTransactionRepository:
             found[AccountId(row.account_id)].append(to_entry(row, code))
         return found
 
-    async def last_entry_id(self, account_id: AccountId) -> EntryId | None:
-        query = select(func.max(EntryRow.id)).where(EntryRow.account_id == account_id)
-        newest = (await self._session.exec(query)).one()
-        return EntryId(newest) if newest is not None else None
+    async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
+        query = (
+            select(EntryRow.account_id, func.max(EntryRow.id))
+            .where(col(EntryRow.account_id).in_(set(account_ids)))
+            .group_by(col(EntryRow.account_id))
+        )
+        rows = (await self._session.exec(query)).all()
+        return {
+            AccountId(account_id): EntryId(newest)
+            for account_id, newest in rows
+            if newest is not None  # never, for a group of rows; said for the type checker
+        }
 
     async def entries_after(
         self, account_id: AccountId, after: EntryId | None, limit: int

@@ -186,9 +186,12 @@ class FakeTransactionRepository:
     async def get_entry(self, entry_id: EntryId) -> Entry | None:
         return self.store.entries.get(entry_id)
 
-    async def last_entry_id(self, account_id: AccountId) -> EntryId | None:
-        ids = [e.id for e in self.store.entries.values() if e.account_id == account_id]
-        return max(ids, default=None)
+    async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
+        newest: dict[AccountId, EntryId] = {}
+        for entry in self.store.entries.values():
+            if entry.account_id in account_ids:
+                newest[entry.account_id] = max(entry.id, newest.get(entry.account_id, entry.id))
+        return newest
 
     async def entries_after(
         self, account_id: AccountId, after: EntryId | None, limit: int

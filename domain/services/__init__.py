@@ -4,5 +4,13 @@ from domain.services.accounts import AccountService
 from domain.services.audit import AuditService
 from domain.services.movements import Movement, MovementService
 from domain.services.users import UserService
+from domain.services.watch import EntryWatch
 
-__all__ = ["AccountService", "AuditService", "Movement", "MovementService", "UserService"]
+__all__ = [
+    "AccountService",
+    "AuditService",
+    "EntryWatch",
+    "Movement",
+    "MovementService",
+    "UserService",
+]

@@ -157,7 +157,7 @@ class AccountService:
             account = await uow.accounts.get(account_id)
             if account is None or not actor.can_read(account):
                 raise AccountNotFound(account_id)
-            last = await uow.transactions.last_entry_id(account_id)
+            last = (await uow.transactions.newest_entry_ids([account_id])).get(account_id)
         while True:
             await wait()
             async with self._uow(read_only=True) as uow:

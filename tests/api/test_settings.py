@@ -173,5 +173,7 @@ async def test_each_subscription_looks_for_new_lines_as_often_as_set(tmp_path):
     [view] = [route.endpoint for route in app.routes if isinstance(route, WebSocketRoute)]
     request = Request({"type": "http", "method": "GET", "path": "/graphql", "headers": []})
     context = await view.get_context(request, Response())
+    another = await view.get_context(request, Response())
     await app.state.engine.dispose()
-    assert context.subscription_poll_ms == 1234
+    assert context.entry_watch.interval_s == 1.234
+    assert another.entry_watch is context.entry_watch  # one look serves every subscription
