@@ -53,8 +53,10 @@ async def main(requests: int) -> None:
         user = await UserService(uow).register(email="bench@example.com", password="x" * 12)
         tokens = TokenCodec("benchmark-key-" + "x" * 32, timedelta(hours=1))
 
+        signed_in = tokens.verify(tokens.issue(user.id).token)
+
         def getter():
-            return build_context(uow, tokens, user.id)
+            return build_context(uow, tokens, signed_in)
 
         cached, uncached = build_schema(), build_schema(caches=False)
         await measure(cached, getter, 20)  # warm up imports and the connection pool

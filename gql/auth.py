@@ -20,6 +20,14 @@ class IssuedToken:
 
 
 @dataclass(frozen=True)
+class SignedIn:
+    """Who a valid token speaks for, and until when."""
+
+    user_id: UserId
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class TokenCodec:
     key: str
     ttl: timedelta
@@ -30,7 +38,7 @@ class TokenCodec:
         claims = {"sub": str(user_id), "iat": issued_at, "exp": expires_at}
         return IssuedToken(jwt.encode(claims, self.key, algorithm=ALGORITHM), expires_at)
 
-    def user_id(self, token: str) -> UserId | None:
+    def verify(self, token: str) -> SignedIn | None:
         """The signed-in user, or None for any token that is not valid right now."""
         try:
             claims = jwt.decode(
@@ -41,7 +49,7 @@ class TokenCodec:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit():
             return None
-        return UserId(int(subject))
+        return SignedIn(UserId(int(subject)), datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domain.model import Actor, UserId
+from domain.model import Actor
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.services import (
     AccountService,
@@ -21,7 +21,7 @@ from domain.services import (
     MovementService,
     UserService,
 )
-from gql.auth import TokenCodec, bearer_token
+from gql.auth import SignedIn, TokenCodec, bearer_token
 from gql.loaders import Loaders
 from gql.problems import Unauthenticated
 from gql.settings import DEFAULT_SUBSCRIPTION_POLL_MS, Settings
@@ -40,7 +40,7 @@ class Context:
     tokens: TokenCodec
     # Shared by every context of the process: one look for new lines serves them all.
     entry_watch: EntryWatch
-    viewer_id: UserId | None = None
+    signed_in: SignedIn | None = None
     # What a WebSocket client sent in connection_init (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
     _viewer: Actor | None = field(default=None, repr=False)
@@ -61,13 +61,13 @@ class Context:
         if header is None:
             return
         token = bearer_token(header) if isinstance(header, str) else None
-        self.viewer_id = self.tokens.user_id(token) if token is not None else None
+        self.signed_in = self.tokens.verify(token) if token is not None else None
         self._viewer = None
 
     async def viewer(self) -> Actor | None:
         """The signed-in user, looked up once per request; None without a valid token."""
-        if self._viewer is None and self.viewer_id is not None:
-            self._viewer = await self.users.actor(self.viewer_id)
+        if self._viewer is None and self.signed_in is not None:
+            self._viewer = await self.users.actor(self.signed_in.user_id)
         return self._viewer
 
     async def actor(self) -> Actor:
@@ -84,7 +84,7 @@ ContextGetter = Callable[[Request | WebSocket, Response | WebSocket], Awaitable[
 def build_context(
     uow: UnitOfWorkFactory,
     tokens: TokenCodec,
-    viewer_id: UserId | None = None,
+    signed_in: SignedIn | None = None,
     entry_watch: EntryWatch | None = None,
 ) -> Context:
     return Context(
@@ -94,7 +94,7 @@ def build_context(
         audit=AuditService(uow),
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
-        viewer_id=viewer_id,
+        signed_in=signed_in,
     )
 
 
@@ -115,9 +115,9 @@ def sql_unit_of_work(
     return unit_of_work
 
 
-def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> UserId | None:
+def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> SignedIn | None:
     token = bearer_token(connection.headers.get("authorization"))
-    return tokens.user_id(token) if token is not None else None
+    return tokens.verify(token) if token is not None else None
 
 
 def make_context_getter(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 
 import strawberry
 
@@ -10,7 +12,7 @@ from domain import errors
 from domain.model import AccountId
 from gql.ids import argument_key
 from gql.permissions import SIGNED_IN
-from gql.problems import NotFound
+from gql.problems import NotFound, Unauthenticated
 from gql.types import Info, LedgerEntry
 
 
@@ -30,7 +32,19 @@ class Subscription:
         context = info.context
         key = AccountId(argument_key(account_id, "Account", "accountId"))
         actor = await context.actor()
-        async with context.entry_watch.watching(key) as wait:
+        # actor() found a viewer, so there is a sign-in; without one the stream would end.
+        expires_at = context.signed_in.expires_at if context.signed_in else datetime.now(UTC)
+        async with context.entry_watch.watching(key) as wait_for_news:
+
+            async def wait() -> None:
+                # A connection outlives its token: the stream ends when the sign-in does.
+                left_s = (expires_at - datetime.now(UTC)).total_seconds()
+                try:
+                    async with asyncio.timeout(max(left_s, 0)):
+                        await wait_for_news()
+                except TimeoutError:
+                    raise Unauthenticated("Your sign-in has expired: sign in again.") from None
+
             entries = context.accounts.new_entries(actor=actor, account_id=key, wait=wait)
             try:
                 async for entry in entries:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from gql.auth import TokenCodec
+from domain.model import UserId
+from gql.auth import SignedIn, TokenCodec
 from tests.api.graphql import ACCOUNTS, LOGIN, OPEN, REGISTER, GraphQLClient
 from tests.conftest import TEST_SECRET_KEY
 
@@ -168,7 +169,7 @@ def bad_tokens(user_id: str, good: str) -> dict[str, str]:
 
 async def test_every_bad_token_counts_as_no_token(anonymous, app):
     payload = await register(anonymous, "alice@example.com")
-    user_id = str(app.state.tokens.user_id(payload["token"]))
+    user_id = str(app.state.tokens.verify(payload["token"]).user_id)
     for kind, token in bad_tokens(user_id, payload["token"]).items():
         client = GraphQLClient(anonymous.http, token)
         assert (await client.data(VIEWER))["viewer"] is None, kind
@@ -197,10 +198,10 @@ def test_tokens_carry_subject_issue_and_expiry_and_pin_the_algorithm():
     issued = codec.issue(7)
     claims = jwt.decode(issued.token, TEST_SECRET_KEY, algorithms=["HS256"])
     assert claims["sub"] == "7" and claims["exp"] - claims["iat"] == 300
-    assert codec.user_id(issued.token) == 7
+    assert codec.verify(issued.token) == SignedIn(UserId(7), issued.expires_at)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the short key for HS512 is the point here
         hs512 = jwt.encode(
             {"sub": "7", "iat": claims["iat"], "exp": claims["exp"]}, TEST_SECRET_KEY, "HS512"
         )
-    assert codec.user_id(hs512) is None
+    assert codec.verify(hs512) is None

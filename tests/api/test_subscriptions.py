@@ -11,14 +11,18 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import websockets
 
+from gql.auth import TokenCodec
 from tests.api.graphql import GraphQLClient
+from tests.conftest import TEST_SECRET_KEY
 from tests.servers import Server, environment
 
 PROTOCOL = "graphql-transport-ws"
@@ -255,3 +259,26 @@ async def test_refusals_look_like_queries_refusals(one_server):
     assert too_large.value.rcvd is not None and too_large.value.rcvd.code == 1009
     assert over_http.status_code == 400
     assert "subscriptions are not allowed" in over_http.json()["errors"][0]["message"]
+
+
+async def test_a_stream_ends_when_its_sign_in_expires(one_server):
+    async with http_client(one_server) as anonymous:
+        alice = await anonymous.signed_up("alice@example.com")
+        main = (await alice.open_account("Main"))["id"]
+        codec = TokenCodec(TEST_SECRET_KEY, timedelta(hours=1))
+        signed_in = codec.verify(alice.token)
+        assert signed_in is not None
+        now = datetime.now(UTC)
+        short_lived = jwt.encode(
+            {"sub": str(signed_in.user_id), "iat": now, "exp": now + timedelta(seconds=3)},
+            TEST_SECRET_KEY,
+            "HS256",
+        )
+        async with Subscriber.connected(one_server, token=short_lived) as subscriber:
+            await subscriber.subscribe(main)
+            await subscriber.wait_until_live(alice, main)
+            ended = await subscriber.receive()
+            closing = await subscriber.receive()
+    assert ended["type"] == "next"
+    assert ended["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert closing == {"id": "1", "type": "complete"}
