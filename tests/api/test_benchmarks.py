@@ -23,3 +23,10 @@ def test_the_cache_benchmark_prints_both_rates_and_their_ratio():
 def test_the_load_benchmark_checks_the_ledger_and_prints_throughput():
     output = run("-m", "benchmarks.load", "--ops", "40", "--clients", "4", "--sqlite")
     assert "requests/s" in output and "audit clean" in output
+
+
+def test_the_subscription_benchmark_prints_delivery_times():
+    output = run(
+        "-m", "benchmarks.subscriptions", "--subscribers", "20", "--deposits", "4", "--sqlite"
+    )
+    assert "subscribers: 20 on 2 connections" in output and "line received: p50" in output
