@@ -64,7 +64,7 @@ def test_a_real_client_registers_moves_money_and_reads_the_statement(served):
     assert result.stdout.strip().endswith(" 0 failed")
 
 
-def test_graphiql_runs_a_query_with_a_token_with_every_other_host_blocked(served):
+def test_graphiql_runs_a_query_and_a_subscription_with_every_other_host_blocked(served):
     if not Path(CHROMIUM).exists():
         unavailable(f"Chromium is not installed at {CHROMIUM}", "BANKQL_REQUIRE_BROWSER")
     if not GraphiQLAssets(None).installed():
