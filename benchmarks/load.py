@@ -12,17 +12,13 @@ tests do, prints throughput and latency, and drops the database. Bounded by --op
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import random
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from tests.databases import PostgresDatabase, sqlite_url
+from benchmarks.databases import on_temporary_database
 from tests.load.checks import ADMIN_EMAIL, ADMIN_PASSWORD, check_ledger
 from tests.load.workload import drive, open_bank, random_ops
 from tests.servers import Server, environment, run
@@ -64,15 +60,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
-    if args.sqlite:
-        with tempfile.TemporaryDirectory() as folder:
-            asyncio.run(measure(sqlite_url(Path(folder) / "load.db"), args.ops, args.clients))
-        return
-    database = PostgresDatabase(os.environ["BANKQL_TEST_POSTGRES_URL"])
-    try:
-        asyncio.run(measure(database.create(), args.ops, args.clients))
-    finally:
-        database.drop()
+    on_temporary_database(args.sqlite, lambda url: measure(url, args.ops, args.clients))
 
 
 if __name__ == "__main__":

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import tempfile
 import time
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import httpx
 
+from benchmarks.databases import on_temporary_database
 from tests.api.graphql import GraphQLClient
 from tests.api.subscriber import Subscriber
-from tests.databases import PostgresDatabase, sqlite_url
 from tests.servers import Server, environment, run
 
 PER_ACCOUNT = 10
@@ -93,16 +90,7 @@ def main() -> None:
     parser.add_argument("--deposits", type=int, default=20)
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
-    if args.sqlite:
-        with tempfile.TemporaryDirectory() as folder:
-            url = sqlite_url(Path(folder) / "subscriptions.db")
-            asyncio.run(measure(url, args.subscribers, args.deposits))
-        return
-    database = PostgresDatabase(os.environ["BANKQL_TEST_POSTGRES_URL"])
-    try:
-        asyncio.run(measure(database.create(), args.subscribers, args.deposits))
-    finally:
-        database.drop()
+    on_temporary_database(args.sqlite, lambda url: measure(url, args.subscribers, args.deposits))
 
 
 if __name__ == "__main__":

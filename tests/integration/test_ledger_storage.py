@@ -11,7 +11,7 @@ from domain.ledger import Idempotency, TransactionKind, move
 from domain.model import AccountId, Actor
 from domain.money import Currency, Money
 from domain.ports import PageRequest
-from domain.services import AccountService, UserService
+from domain.services import AccountService, MovementService, UserService
 
 EUR = Currency.of("EUR")
 
@@ -104,6 +104,34 @@ async def test_a_reader_reads_its_snapshot_beside_an_open_writer_and_cannot_comm
     assert seen is not None and seen.name == "A"
     async with uow_factory(read_only=True) as reader:
         assert (await reader.accounts.get(account.id)).name == "Being renamed"
+
+
+async def test_new_lines_come_from_storage_oldest_first_after_the_last_seen(uow_factory):
+    actor, account = await funded_account(uow_factory)
+    movements = MovementService(uow_factory)
+    rounds = [
+        [
+            lambda: movements.withdraw(actor=actor, account_id=account.id, amount=Money(100, EUR)),
+            lambda: movements.deposit(actor=actor, account_id=account.id, amount=Money(5, EUR)),
+        ],
+        [],
+        [lambda: movements.withdraw(actor=actor, account_id=account.id, amount=Money(1, EUR))],
+    ]
+
+    async def wait():
+        for movement in rounds.pop(0) if rounds else []:
+            await movement()
+
+    stream = AccountService(uow_factory).new_entries(
+        actor=actor, account_id=account.id, wait=wait, batch=1
+    )
+    seen = [await anext(stream) for _ in range(3)]
+    await stream.aclose()
+    assert [e.amount.minor_units for e in seen] == [-100, 5, -1]
+    assert [e.balance_after.minor_units for e in seen] == [900, 905, 904]
+    async with uow_factory(read_only=True) as uow:
+        newest = await uow.transactions.newest_entry_ids([account.id, AccountId(987654)])
+    assert newest == {account.id: seen[-1].id}
 
 
 async def test_repositories_round_trip_the_domain_objects(uow_factory):
