@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -65,8 +66,11 @@ class Context:
         self._viewer = None
 
     async def viewer(self) -> Actor | None:
-        """The signed-in user, looked up once per request; None without a valid token."""
-        if self._viewer is None and self.signed_in is not None:
+        """The signed-in user, looked up once per request; None without a valid token, and
+        once the token has expired (a WebSocket connection outlives it)."""
+        if self.signed_in is None or self.signed_in.expires_at <= datetime.now(UTC):
+            return None
+        if self._viewer is None:
             self._viewer = await self.users.actor(self.signed_in.user_id)
         return self._viewer
 

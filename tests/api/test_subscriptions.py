@@ -183,7 +183,7 @@ async def test_refusals_look_like_queries_refusals(one_server):
     assert "subscriptions are not allowed" in over_http.json()["errors"][0]["message"]
 
 
-async def test_a_stream_ends_when_its_sign_in_expires(one_server):
+async def test_a_stream_and_its_connection_end_their_use_when_the_sign_in_expires(one_server):
     async with http_client(one_server) as anonymous:
         alice = await anonymous.signed_up("alice@example.com")
         main = (await alice.open_account("Main"))["id"]
@@ -201,7 +201,17 @@ async def test_a_stream_ends_when_its_sign_in_expires(one_server):
             await subscriber.wait_until_live(alice, main)
             ended = await subscriber.receive()
             closing = await subscriber.receive()
+            # The connection stays open, but nothing else runs on the expired sign-in.
+            await subscriber.send(
+                {
+                    "id": "2",
+                    "type": "subscribe",
+                    "payload": {"query": "{ accounts { totalCount } }"},
+                }
+            )
+            afterwards = await subscriber.receive()
     assert ended["type"] == "next"
+    assert afterwards["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert ended["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert closing == {"id": "1", "type": "complete"}
 
