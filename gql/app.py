@@ -129,6 +129,10 @@ class GraphQLView(GraphQL[Context, None]):
             response = JSONResponse(
                 {"errors": [{"message": error.reason}]}, status_code=error.status_code
             )
+        finally:
+            snapshot = getattr(request.state, "read_snapshot", None)
+            if snapshot is not None:
+                await snapshot.close()
         await response(scope, receive, send)
 
 

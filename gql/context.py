@@ -27,6 +27,7 @@ from gql.loaders import Loaders
 from gql.problems import Unauthenticated
 from gql.settings import DEFAULT_SUBSCRIPTION_POLL_MS, Settings
 from persistence.passwords import PasswordHashing
+from persistence.snapshot import ReadSnapshot
 from persistence.unit_of_work import SqlUnitOfWork
 
 
@@ -136,6 +137,13 @@ def make_context_getter(
     watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
-        return build_context(unit_of_work, tokens, viewer_of(request, tokens), watch)
+        viewer = viewer_of(request, tokens)
+        if isinstance(request, WebSocket):
+            # A connection lives on; one snapshot for it would never see anything new.
+            return build_context(unit_of_work, tokens, viewer, watch)
+        # All the reads of one request from one snapshot; the view closes it at the end.
+        snapshot = ReadSnapshot(session_factory, passwords)
+        request.state.read_snapshot = snapshot
+        return build_context(snapshot.unit_of_work, tokens, viewer, watch)
 
     return get_context

@@ -1,0 +1,126 @@
+"""One snapshot for all the reads of one request, so that what it shows agrees with itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Self
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.ports import AccountRepository, TransactionRepository, UnitOfWork, UserRepository
+from persistence.database import READ_ONLY
+from persistence.passwords import PasswordHashing
+from persistence.repositories import (
+    SqlAccountRepository,
+    SqlTransactionRepository,
+    SqlUserRepository,
+)
+from persistence.unit_of_work import SqlUnitOfWork, translated
+
+
+def snapshot_options(dialect: str) -> dict[str, Any]:
+    """How a read transaction sees one snapshot across its statements: PostgreSQL needs
+    REPEATABLE READ; a SQLite read transaction keeps its WAL snapshot anyway."""
+    if dialect == "postgresql":
+        return {READ_ONLY: True, "isolation_level": "REPEATABLE READ"}
+    return {READ_ONLY: True}
+
+
+class ReadSnapshot:
+    """The units of work of one request. Its read-only ones share one read transaction, so
+    an account's balance and its statement, read by two resolvers, come from one moment.
+
+    They take turns on it, since a session runs one statement at a time. A write through the
+    same request ends the snapshot first, so what the request reads afterwards includes its
+    own write. close() ends it at the end of the request.
+    """
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
+    ) -> None:
+        self._session_factory = session_factory
+        self.passwords = passwords
+        self._turn = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
+        self._session: AsyncSession | None = None
+
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        if read_only:
+            return _SnapshotRead(self)
+        return _WriteAfterSnapshot(self, self._session_factory, self.passwords)
+
+    async def close(self) -> None:
+        async with self._turn:
+            session, self._session = self._session, None
+            if session is not None:
+                await session.rollback()
+                await session.close()
+
+    async def take_turn(self) -> AsyncSession:
+        """The snapshot's session, for this task alone until it calls end_turn()."""
+        if self._holder is not None and self._holder is asyncio.current_task():
+            raise RuntimeError("a read inside another read of the same request would wait forever")
+        await self._turn.acquire()
+        self._holder = asyncio.current_task()
+        try:
+            if self._session is None:
+                session = self._session_factory()
+                dialect = session.bind.dialect.name if session.bind is not None else ""
+                # Set before the transaction begins, which is where they take effect.
+                await session.connection(execution_options=snapshot_options(dialect))
+                self._session = session
+        except BaseException:
+            self.end_turn()
+            raise
+        return self._session
+
+    def end_turn(self) -> None:
+        self._holder = None
+        self._turn.release()
+
+
+class _SnapshotRead:
+    users: UserRepository
+    accounts: AccountRepository
+    transactions: TransactionRepository
+
+    def __init__(self, snapshot: ReadSnapshot) -> None:
+        self._snapshot = snapshot
+
+    async def __aenter__(self) -> Self:
+        session = await self._snapshot.take_turn()
+        self.users = SqlUserRepository(session, self._snapshot.passwords)
+        self.accounts = SqlAccountRepository(session)
+        self.transactions = SqlTransactionRepository(session)
+        return self
+
+    async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
+        self._snapshot.end_turn()
+        if error is not None:
+            # A failed statement may have spoilt the transaction: the next read starts anew.
+            await self._snapshot.close()
+        if isinstance(error, DBAPIError) and (domain_error := translated(error)) is not None:
+            raise domain_error from error
+
+    async def commit(self) -> None:
+        raise RuntimeError("commit() in a read-only unit of work")
+
+
+class _WriteAfterSnapshot(SqlUnitOfWork):
+    """A write of the request: the snapshot ends before it begins, which also gives its
+    connection back before the write takes one."""
+
+    def __init__(
+        self,
+        snapshot: ReadSnapshot,
+        session_factory: async_sessionmaker[AsyncSession],
+        passwords: PasswordHashing,
+    ) -> None:
+        super().__init__(session_factory, passwords)
+        self._snapshot = snapshot
+
+    async def __aenter__(self) -> Self:
+        await self._snapshot.close()
+        return await super().__aenter__()
