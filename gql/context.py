@@ -129,7 +129,7 @@ def make_context_getter(
     session_factory: async_sessionmaker[AsyncSession],
     tokens: TokenCodec,
     passwords: PasswordHashing,
-    subscription_poll_ms: int = DEFAULT_SUBSCRIPTION_POLL_MS,
+    subscription_poll_ms: int,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines."""

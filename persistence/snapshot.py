@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Self
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.ports import AccountRepository, TransactionRepository, UnitOfWork, UserRepository
+from domain.ports import UnitOfWork
 from persistence.database import READ_ONLY
 from persistence.passwords import PasswordHashing
-from persistence.repositories import (
-    SqlAccountRepository,
-    SqlTransactionRepository,
-    SqlUserRepository,
-)
-from persistence.unit_of_work import SqlUnitOfWork, translated
+from persistence.unit_of_work import SqlRepositories, SqlUnitOfWork, raise_translated
 
 
 def snapshot_options(dialect: str) -> dict[str, Any]:
@@ -81,19 +75,12 @@ class ReadSnapshot:
         self._turn.release()
 
 
-class _SnapshotRead:
-    users: UserRepository
-    accounts: AccountRepository
-    transactions: TransactionRepository
-
+class _SnapshotRead(SqlRepositories):
     def __init__(self, snapshot: ReadSnapshot) -> None:
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        session = await self._snapshot.take_turn()
-        self.users = SqlUserRepository(session, self._snapshot.passwords)
-        self.accounts = SqlAccountRepository(session)
-        self.transactions = SqlTransactionRepository(session)
+        self.use(await self._snapshot.take_turn(), self._snapshot.passwords)
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
@@ -101,8 +88,7 @@ class _SnapshotRead:
         if error is not None:
             # A failed statement may have spoilt the transaction: the next read starts anew.
             await self._snapshot.close()
-        if isinstance(error, DBAPIError) and (domain_error := translated(error)) is not None:
-            raise domain_error from error
+        raise_translated(error)
 
     async def commit(self) -> None:
         raise RuntimeError("commit() in a read-only unit of work")

@@ -40,12 +40,28 @@ def translated(error: DBAPIError) -> Exception | None:
     return None
 
 
-class SqlUnitOfWork:
-    """Commits only when told to; leaving the block otherwise rolls back."""
+def raise_translated(error: object) -> None:
+    """Raise the domain's name for a database failure the use case can act on, if it is one;
+    every unit of work leaves its block through here."""
+    if isinstance(error, DBAPIError) and (domain_error := translated(error)) is not None:
+        raise domain_error from error
+
+
+class SqlRepositories:
+    """The repositories on one session, as every unit of work hands them out."""
 
     users: UserRepository
     accounts: AccountRepository
     transactions: TransactionRepository
+
+    def use(self, session: AsyncSession, passwords: PasswordHashing) -> None:
+        self.users = SqlUserRepository(session, passwords)
+        self.accounts = SqlAccountRepository(session)
+        self.transactions = SqlTransactionRepository(session)
+
+
+class SqlUnitOfWork(SqlRepositories):
+    """Commits only when told to; leaving the block otherwise rolls back."""
 
     def __init__(
         self,
@@ -65,9 +81,7 @@ class SqlUnitOfWork:
         if self._read_only:
             # Set before the transaction begins, which is where the engine reads it.
             await session.connection(execution_options={READ_ONLY: True})
-        self.users = SqlUserRepository(session, self._passwords)
-        self.accounts = SqlAccountRepository(session)
-        self.transactions = SqlTransactionRepository(session)
+        self.use(session, self._passwords)
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
@@ -77,8 +91,7 @@ class SqlUnitOfWork:
             await session.close()
         # Flush and commit both happen inside the block, so this one place names every
         # database failure the use cases handle.
-        if isinstance(error, DBAPIError) and (domain_error := translated(error)) is not None:
-            raise domain_error from error
+        raise_translated(error)
 
     async def commit(self) -> None:
         if self._session is None:
