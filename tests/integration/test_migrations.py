@@ -1,6 +1,10 @@
 """Alembic owns the schema: it migrates an empty database to head and matches the tables."""
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from sqlalchemy import inspect, text
 
@@ -107,3 +111,21 @@ async def test_sqlite_files_are_switched_to_wal_with_writers_queued(tmp_path):
         assert (mode, timeout) == ("wal", 10_000)
     finally:
         await engine.dispose()
+
+
+def test_alembic_commands_work_from_the_repository_root(empty_url):
+    """A developer's `alembic upgrade head` and `alembic current` use BANKQL_DATABASE_URL."""
+    root = Path(__file__).resolve().parents[2]
+    alembic = [sys.executable, "-m", "alembic"]
+    env = dict(os.environ) | {"BANKQL_DATABASE_URL": empty_url}
+
+    def run(*arguments: str) -> str:
+        done = subprocess.run(
+            [*alembic, *arguments], cwd=root, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run("current").strip() == ""
+    run("upgrade", "head")
+    assert run("current").strip() == f"{head_revision()} (head)"
