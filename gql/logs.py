@@ -40,9 +40,17 @@ class JsonFormatter(logging.Formatter):
 QUIET_LIBRARIES = ("aiosqlite", "sqlalchemy", "psycopg", "httpx", "httpcore", "asyncio")
 
 
+def _not_migration_chatter(record: logging.LogRecord) -> bool:
+    """Every look at the schema's revision (each /readyz) would log which dialect it uses."""
+    return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
 def quiet_libraries() -> None:
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if _not_migration_chatter not in migration.filters:
+        migration.addFilter(_not_migration_chatter)
 
 
 def configure_logging(level: str) -> None:

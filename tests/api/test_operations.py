@@ -20,6 +20,13 @@ async def test_ready_when_the_database_answers_at_the_newest_schema(client):
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
 
+async def test_a_ready_answer_logs_nothing_at_info(client, caplog):
+    quiet_libraries()
+    with caplog.at_level(logging.INFO):
+        assert (await client.get("/readyz")).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
+
+
 async def test_not_ready_before_migrations(tmp_path):
     app = create_app(settings_for(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
