@@ -1,5 +1,6 @@
 """Every setting: its default, its effect, and a clear message when it is wrong."""
 
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,3 +178,15 @@ async def test_each_subscription_looks_for_new_lines_as_often_as_set(tmp_path):
     await app.state.engine.dispose()
     assert context.entry_watch.interval_s == 1.234
     assert another.entry_watch is context.entry_watch  # one look serves every subscription
+
+
+async def test_env_example_starts_as_it_is_copied(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("BANKQL_"):
+            monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.development
+    app = create_app(settings)  # raises ConfigurationError for anything it cannot start with
+    await app.state.engine.dispose()
