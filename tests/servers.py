@@ -15,7 +15,7 @@ import httpx
 from tests.conftest import TEST_SECRET_KEY
 
 BANKQL = [sys.executable, "-m", "gql.cli"]
-START_TIMEOUT_S = 30
+START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 
 
