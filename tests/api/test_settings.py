@@ -101,6 +101,12 @@ def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value
     assert str(caught.value).startswith(named)
 
 
+@pytest.mark.parametrize("written", ["debug", "Warning", "ERROR"])
+def test_log_levels_are_read_in_any_case(monkeypatch, written):
+    monkeypatch.setenv("BANKQL_LOG_LEVEL", written)
+    assert load_settings().log_level == written.upper()
+
+
 def test_every_setting_is_in_the_readme_table_and_in_env_example():
     variables = {f"BANKQL_{name.upper()}" for name in Settings.model_fields}
     readme_rows = set(
