@@ -113,3 +113,12 @@ def test_bankql_schema_keeps_the_contract(tmp_path):
     assert reported - NOT_YET_SERVED == set(), f"the schema broke the contract:\n{checked.stdout}"
     served = NOT_YET_SERVED - reported
     assert served == set(), f"now served, so remove them from NOT_YET_SERVED: {sorted(served)}"
+
+
+def test_the_committed_schema_file_is_the_served_schema():
+    """Frontend tools read schema.graphql; it must say what the server serves."""
+    served = subprocess.run(
+        [sys.executable, "-m", "gql.cli", "schema"], check=True, capture_output=True, text=True
+    ).stdout
+    committed = (Path(__file__).resolve().parents[2] / "schema.graphql").read_text()
+    assert committed == served, "schema.graphql is stale: run `bankql schema > schema.graphql`"
