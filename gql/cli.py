@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from domain.errors import DomainError
 from domain.model import Role
@@ -85,6 +86,11 @@ def create_admin(settings: Settings, email: str) -> None:
     """Create an administrator; the password comes from the environment or a prompt."""
     password = os.environ.get(ADMIN_PASSWORD_VARIABLE)
     if password is None:
+        if not sys.stdin.isatty():
+            raise SystemExit(
+                f"create-admin needs a password: set {ADMIN_PASSWORD_VARIABLE}, or run it on a "
+                "terminal to be asked. Nothing was created."
+            )
         password = getpass.getpass("Password for the new administrator: ")
         if getpass.getpass("Repeat it: ") != password:
             raise SystemExit("The passwords differ; nothing was created.")
@@ -111,28 +117,44 @@ def healthcheck(settings: Settings) -> None:
         raise SystemExit("unhealthy")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bankql", description="A GraphQL bank backend.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="migrate, then serve GraphQL at /graphql")
-    serve_parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    serve_parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    commands.add_parser("migrate", help="upgrade the database to the newest schema")
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
-    admin_parser = commands.add_parser(
-        "create-admin",
-        help=f"create an administrator (password from a prompt or ${ADMIN_PASSWORD_VARIABLE})",
+def parser() -> argparse.ArgumentParser:
+    """The command line; every setting also comes from the environment (BANKQL_...)."""
+    top = argparse.ArgumentParser(
+        prog="bankql",
+        description="A GraphQL bank backend. Settings come from BANKQL_* variables or .env.",
     )
-    admin_parser.add_argument("--email", required=True)
-    commands.add_parser("healthcheck", help="exit 0 when the local server answers /healthz")
-    args = parser.parse_args(argv)
+    top.add_argument("--version", action="version", version=f"%(prog)s {version('bankql')}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary)
+
+    serve_parser = command("serve", "apply pending migrations, then serve GraphQL at /graphql")
+    serve_parser.add_argument("--host", help="interface to listen on (default: BANKQL_HOST)")
+    serve_parser.add_argument("--port", type=int, help="port to listen on (default: BANKQL_PORT)")
+    command("migrate", "upgrade the database (BANKQL_DATABASE_URL) to the newest schema")
+    command("schema", "print the GraphQL schema in SDL; needs no settings")
+    admin_parser = command(
+        "create-admin",
+        f"create an administrator; the password comes from ${ADMIN_PASSWORD_VARIABLE} or, on "
+        "a terminal, from a prompt",
+    )
+    admin_parser.add_argument(
+        "--email", required=True, help="the administrator's sign-in email address"
+    )
+    command("healthcheck", "exit 0 when the server on this machine answers /healthz")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "schema":
+        schema()  # what the code serves, whatever the settings say
+        return
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
-        if args.command == "schema":
-            schema()
-        elif args.command == "migrate":
+        if args.command == "migrate":
             migrate(settings)
         elif args.command == "create-admin":
             create_admin(settings, args.email)

@@ -144,3 +144,39 @@ def test_create_admin_asks_for_the_password_twice_on_a_terminal(empty_url):
         ["typed password 1", "a different one"],
     )
     assert code != 0 and "differ" in output
+
+
+def test_create_admin_without_a_terminal_names_the_variable_to_set(empty_url):
+    env = environment(empty_url)
+    env.pop("BANKQL_ADMIN_PASSWORD", None)
+    result = subprocess.run(
+        [*BANKQL, "create-admin", "--email", "a@example.com"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "create-admin needs a password: set BANKQL_ADMIN_PASSWORD, or run it on a terminal to "
+        "be asked. Nothing was created."
+    ]
+
+
+def test_version_and_help_for_every_command():
+    env = dict(os.environ)
+    assert run("--version", env=env).stdout.strip() == "bankql 0.1.0"
+    for command in ("serve", "migrate", "schema", "create-admin", "healthcheck"):
+        shown = run(command, "--help", env=env)
+        assert shown.returncode == 0
+        description = shown.stdout.split("\n\n")[1]
+        assert len(description.split()) >= 5, (command, description)
+    assert "sign-in email" in run("create-admin", "--help", env=env).stdout
+
+
+def test_schema_needs_no_settings():
+    broken = dict(os.environ) | {"BANKQL_PORT": "abc", "BANKQL_ENV": "staging"}
+    printed = run("schema", env=broken)
+    assert printed.returncode == 0, printed.stderr
+    assert "type Query" in printed.stdout
