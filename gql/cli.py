@@ -15,6 +15,7 @@ from domain.errors import DomainError
 from domain.model import Role
 from domain.services import UserService
 from gql.logs import configure_logging
+from gql.preflight import check_database_url
 from gql.settings import ConfigurationError, Settings, load_settings
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     try:
         settings = load_settings()
+        if args.command in ("serve", "migrate", "create-admin"):
+            asyncio.run(check_database_url(settings.database_url))
         configure_logging(settings.log_level)
         if args.command == "migrate":
             migrate(settings)
@@ -164,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
             serve(settings.model_copy(update=overrides))
     except ConfigurationError as error:
-        raise SystemExit(f"bankql cannot start: {error}") from None
+        # One line, and the status argparse gives a wrong command line: the call was wrong.
+        sys.stderr.write(f"bankql cannot start: {error}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
