@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from domain.errors import TransientConflict
 
@@ -13,7 +18,6 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 5
 BASE_DELAY_S = 0.01
-_jitter = random.SystemRandom()
 
 
 async def retrying(
@@ -27,11 +31,13 @@ async def retrying(
     Each run is one unit of work that was rolled back whole, so running again is safe; the
     last TransientConflict propagates and reaches the client as an internal error.
     """
-    for attempt in range(1, attempts + 1):
-        try:
+    runs = AsyncRetrying(
+        retry=retry_if_exception_type(TransientConflict),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=base_delay_s),
+        reraise=True,
+    )
+    async for run in runs:
+        with run:
             return await use_case()
-        except TransientConflict:
-            if attempt == attempts:
-                raise
-            await asyncio.sleep(_jitter.uniform(0, base_delay_s * 2**attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise AssertionError("unreachable: the last run returns or raises")  # pragma: no cover
