@@ -89,11 +89,13 @@ def production_environment(database_url: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def serving(env: dict[str, str]) -> AsyncIterator[Server]:
-    server = await asyncio.to_thread(Server(env).start)
+    """A server process, stopped whatever happens; nothing else runs while it starts or stops."""
+    server = Server(env)
     try:
+        server.start()
         yield server
     finally:
-        await asyncio.to_thread(server.stop)
+        server.stop()
 
 
 # --- How the server answered -------------------------------------------------------------
@@ -345,8 +347,9 @@ def status_of(answer: bytes) -> str:
 async def hold_socket(port: int, opening: bytes, trickle: bytes, deadline: float) -> str:
     """Send the start of a request, then a few more bytes now and then, until the deadline."""
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
+        connecting = asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.wait_for(connecting, OPEN_TIMEOUT_S)
+    except (OSError, TimeoutError):
         return "refused"
     try:
         writer.write(opening)
