@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.databases import postgres_admin_url
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,3 +32,17 @@ def test_the_subscription_benchmark_prints_delivery_times():
         "-m", "benchmarks.subscriptions", "--subscribers", "20", "--deposits", "4", "--sqlite"
     )
     assert "subscribers: 20 on 2 connections" in output and "line received: p50" in output
+
+
+def test_the_abuse_benchmark_prints_the_victims_latency_under_each_attack():
+    arguments = "-m benchmarks.abuse --seconds 0.5 --rate 10 --scale 0.02 --database-url"
+    output = run(*arguments.split(), postgres_admin_url())
+    rows = [line for line in output.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| phase | victim p50 | victim p95 | p95 / alone |"), output
+    assert [row.split(" | ")[0] for row in rows[2:]] == [
+        "| alone",
+        "| costly query, 1 clients giving up after 3 s",
+        "| login storm, 1 clients, wrong passwords",
+        "| slow clients, 6 partial headers + 6 partial bodies",
+        "| WebSocket flood, 6 connections x 5 subscriptions",
+    ], output
