@@ -268,6 +268,12 @@ class LedgerAudit:
     unbalanced_transaction_ids: list[strawberry.ID] = strawberry.field(
         description="Transactions whose entries do not sum to zero."
     )
+    unbalanced_currencies: list[str] = strawberry.field(
+        description=(
+            "Currencies in which the bank's funding entries do not offset what the customers "
+            "hold: the funding balance plus every customer balance must be zero."
+        )
+    )
 
     @classmethod
     def from_domain(cls, report: AuditReport) -> Self:
@@ -282,4 +288,5 @@ class LedgerAudit:
                 strawberry.ID(to_global_id("Transaction", key))
                 for key in report.unbalanced_transaction_ids
             ],
+            unbalanced_currencies=report.unbalanced_currencies,
         )
