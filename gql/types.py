@@ -263,7 +263,10 @@ class LedgerAudit:
     accounts_checked: int
     transactions_checked: int
     mismatched_account_ids: list[strawberry.ID] = strawberry.field(
-        description="Accounts whose balance differs from their entries, or that are below zero."
+        description=(
+            "Accounts whose balance differs from their entries, or that are below zero; and "
+            "funding accounts that store a balance, which they keep none of."
+        )
     )
     unbalanced_transaction_ids: list[strawberry.ID] = strawberry.field(
         description="Transactions whose entries do not sum to zero."
