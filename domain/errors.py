@@ -49,6 +49,27 @@ class AmountOutOfRange(DomainError):
 
 
 @dataclass
+class MovementOverLimit(DomainError):
+    """A single movement larger than the bank lets one movement be."""
+
+    limit: Money
+
+    def __post_init__(self) -> None:
+        self.message = f"A single movement is at most {self.limit}."
+
+
+@dataclass
+class BalanceOverLimit(DomainError):
+    """A movement that would take the receiving account above the largest balance it may hold."""
+
+    account_id: int
+    limit: Money
+
+    def __post_init__(self) -> None:
+        self.message = f"An account holds at most {self.limit}; this would take it above that."
+
+
+@dataclass
 class SameAccountTransfer(DomainError):
     def __post_init__(self) -> None:
         self.message = "The destination must be another account than the source."

@@ -10,7 +10,8 @@ from enum import StrEnum
 from typing import NewType
 
 from domain.errors import InvalidValue, LedgerInvariantBroken
-from domain.model import Account, AccountId, UserId
+from domain.limits import MoneyLimits
+from domain.model import Account, AccountId, FundingAccount, UserId
 from domain.money import Money
 
 TransactionId = NewType("TransactionId", int)
@@ -31,11 +32,16 @@ class Idempotency:
     request_hash: str
 
 
+# One side of a movement: a customer's account, or the bank's funding account.
+Side = Account | FundingAccount
+
+
 @dataclass(frozen=True, slots=True)
 class NewEntry:
     account_id: AccountId
     amount: Money
-    balance_after: Money
+    # None on the funding side, which keeps no running balance.
+    balance_after: Money | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,7 @@ class Transaction:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One line of an account's statement: a signed amount and the balance right after it."""
+    """One line of a customer account's statement: a signed amount and the balance after it."""
 
     id: EntryId
     transaction_id: TransactionId
@@ -92,45 +98,59 @@ def positive_amount(amount: Money) -> Money:
     return amount
 
 
-def check_movement(debit: Account, credit: Account, amount: Money, primary: Account) -> None:
-    """Refuse a movement in the documented order: closed, then currency, then funds."""
-    for account in (primary, debit, credit):
-        account.ensure_open()
+def check_movement(
+    debit: Side, credit: Side, amount: Money, primary: Account, limits: MoneyLimits
+) -> None:
+    """Refuse a movement in the documented order: closed, then currency, then funds, then
+    the room left in the receiving account."""
+    for side in (primary, debit, credit):
+        if isinstance(side, Account):
+            side.ensure_open()
     primary.ensure_currency(amount.currency)
-    for account in (debit, credit):
-        primary.ensure_currency(account.currency)
-    debit.ensure_covers(amount)
+    for side in (debit, credit):
+        primary.ensure_currency(side.currency)
+    if isinstance(debit, Account):
+        debit.ensure_covers(amount)
+    if isinstance(credit, Account):
+        limits.check_room(credit, amount)
+
+
+def _entry(side: Side, change: Money) -> NewEntry:
+    after = side.balance + change if isinstance(side, Account) else None
+    return NewEntry(side.id, change, after)
 
 
 def move(
     kind: TransactionKind,
     *,
-    debit: Account,
-    credit: Account,
+    debit: Side,
+    credit: Side,
     amount: Money,
     actor_id: UserId,
     description: str | None,
     idempotency: Idempotency | None,
+    limits: MoneyLimits,
 ) -> NewTransaction:
-    """Move an amount from one account to another, updating both balances, or move nothing."""
+    """Move an amount from one side to the other, updating the customer balances it changes,
+    or move nothing."""
     primary = credit if kind is TransactionKind.DEPOSIT else debit
-    check_movement(debit, credit, amount, primary)
-    # Both new balances are computed before either account changes: an overflow changes nothing.
-    debit_after, credit_after = debit.balance - amount, credit.balance + amount
-    debit.apply(-amount)
-    credit.apply(amount)
+    if not isinstance(primary, Account):
+        raise LedgerInvariantBroken(f"a {kind} moves money of a customer's account")
+    check_movement(debit, credit, amount, primary, limits)
+    # Both entries are computed before either account changes: a failure changes nothing.
+    entries = (_entry(debit, -amount), _entry(credit, amount))
+    for side, change in ((debit, -amount), (credit, amount)):
+        if isinstance(side, Account):
+            side.apply(change)
     return NewTransaction(
         kind=kind,
         amount=amount,
-        source_account_id=debit.id if debit.is_customer else None,
-        destination_account_id=credit.id if credit.is_customer else None,
+        source_account_id=debit.id if isinstance(debit, Account) else None,
+        destination_account_id=credit.id if isinstance(credit, Account) else None,
         description=description,
         actor_id=actor_id,
         idempotency=idempotency,
-        entries=(
-            NewEntry(debit.id, -amount, debit_after),
-            NewEntry(credit.id, amount, credit_after),
-        ),
+        entries=entries,
     )
 
 

@@ -31,8 +31,9 @@ class AccountStatus(StrEnum):
 
 
 class AccountKind(StrEnum):
+    """What an account row stores: a customer's Account or the bank's FundingAccount."""
+
     CUSTOMER = "CUSTOMER"
-    # The bank's own counterpart of deposits and withdrawals, one per currency; never shown.
     FUNDING = "FUNDING"
 
 
@@ -52,10 +53,10 @@ class Actor:
     role: Role
 
     def can_read(self, account: Account) -> bool:
-        return account.is_customer and (account.owner_id == self.user_id or self.role is Role.ADMIN)
+        return account.owner_id == self.user_id or self.role is Role.ADMIN
 
     def can_move(self, account: Account) -> bool:
-        return account.is_customer and account.owner_id == self.user_id
+        return account.owner_id == self.user_id
 
     def can_read_user(self, user_id: UserId) -> bool:
         return user_id == self.user_id or self.role is Role.ADMIN
@@ -63,9 +64,10 @@ class Actor:
 
 @dataclass(slots=True)
 class Account:
+    """A customer's account: a balance that never goes below zero."""
+
     id: AccountId
-    owner_id: UserId | None
-    kind: AccountKind
+    owner_id: UserId
     name: str
     balance: Money
     status: AccountStatus
@@ -74,10 +76,6 @@ class Account:
     @property
     def currency(self) -> Currency:
         return self.balance.currency
-
-    @property
-    def is_customer(self) -> bool:
-        return self.kind is AccountKind.CUSTOMER
 
     def ensure_open(self) -> None:
         if self.status is AccountStatus.CLOSED:
@@ -88,15 +86,14 @@ class Account:
             raise CurrencyMismatch(expected=self.currency.code, received=received.code)
 
     def ensure_covers(self, amount: Money) -> None:
-        """A customer account never goes below zero; the bank's funding account may."""
-        if self.is_customer and self.balance < amount:
+        if self.balance < amount:
             raise InsufficientFunds(self.id, available=self.balance, requested=amount)
 
     def apply(self, change: Money) -> Money:
         """Add a signed change to the balance and return the balance after it."""
         self.ensure_open()
         new_balance = self.balance + change
-        if self.is_customer and new_balance.is_negative:
+        if new_balance.is_negative:
             raise LedgerInvariantBroken(f"account {self.id} would go below zero")
         self.balance = new_balance
         return new_balance
@@ -110,3 +107,16 @@ class Account:
         if self.balance.minor_units != 0:
             raise AccountNotEmpty(self.id, balance=self.balance)
         self.status = AccountStatus.CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class FundingAccount:
+    """The bank's own side of deposits and withdrawals in one currency; never shown.
+
+    It keeps no balance of its own: what it holds is minus what the customers hold in its
+    currency, however large that grows. So no customer can push it to a bound that others
+    share, and a movement need not lock it.
+    """
+
+    id: AccountId
+    currency: Currency

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, Self, TypeVar
 
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
-from domain.model import Account, AccountId, AccountStatus, Role, User, UserId
+from domain.model import Account, AccountId, AccountStatus, FundingAccount, Role, User, UserId
 from domain.money import Currency
 
 T = TypeVar("T")
@@ -46,10 +46,16 @@ class AuditReport:
     transactions_checked: int
     mismatched_account_ids: list[AccountId]
     unbalanced_transaction_ids: list[TransactionId]
+    # Currencies whose funding entries do not offset what the customers hold in them.
+    unbalanced_currencies: list[str]
 
     @property
     def ok(self) -> bool:
-        return not self.mismatched_account_ids and not self.unbalanced_transaction_ids
+        return not (
+            self.mismatched_account_ids
+            or self.unbalanced_transaction_ids
+            or self.unbalanced_currencies
+        )
 
 
 class UserRepository(Protocol):
@@ -67,6 +73,8 @@ class UserRepository(Protocol):
 
 
 class AccountRepository(Protocol):
+    """Customer accounts; an id of a funding account is found by none of these lookups."""
+
     async def add(self, *, owner_id: UserId, name: str, currency: Currency) -> Account: ...
     async def get(self, account_id: AccountId) -> Account | None: ...
     async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]: ...
@@ -74,8 +82,9 @@ class AccountRepository(Protocol):
         """Fetch and lock these accounts, in ascending id order so that writers never deadlock."""
         ...
 
-    async def lock_funding(self, currency: Currency) -> Account:
-        """The bank's funding account for a currency, created on first use, locked."""
+    async def funding(self, currency: Currency) -> FundingAccount:
+        """The bank's funding account for a currency, created on first use. It is not
+        locked: it keeps no balance, so movements in one currency never queue on it."""
         ...
 
     async def save(self, account: Account) -> None: ...
@@ -109,15 +118,16 @@ class TransactionRepository(Protocol):
     ) -> list[Entry]:
         """Up to `limit` of the account's lines after `after`, oldest first.
 
-        An account's lines must be numbered in commit order (each movement holds the
-        account's lock while it writes them), so that resuming after the last line seen
+        A customer account's lines must be numbered in commit order (each movement holds
+        the account's lock while it writes them), so that resuming after the last line seen
         never skips one that committed later.
         """
         ...
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None: ...
     async def audit(self) -> AuditReport:
-        """Check every account's balance against its entries and every transaction's sum."""
+        """Check every customer balance against its entries, every transaction's sum, and in
+        every currency the funding entries against the customer balances."""
         ...
 
 

@@ -24,7 +24,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from gql.auth import TokenCodec
-from gql.context import Context, ContextGetter, make_context_getter, password_hashing
+from gql.context import (
+    Context,
+    ContextGetter,
+    make_context_getter,
+    money_limits,
+    password_hashing,
+)
 from gql.graphiql import GraphiQLAssets
 from gql.http import (
     GRAPHQL_RESPONSE,
@@ -167,6 +173,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         tokens,
         password_hashing(settings),
         settings.subscription_poll_ms,
+        money_limits(settings),
     )
 
     async def readyz(_request: Request) -> JSONResponse:

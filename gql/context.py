@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from domain.limits import MoneyLimits
 from domain.model import Actor
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.services import (
@@ -91,10 +92,11 @@ def build_context(
     tokens: TokenCodec,
     signed_in: SignedIn | None = None,
     entry_watch: EntryWatch | None = None,
+    limits: MoneyLimits | None = None,
 ) -> Context:
     return Context(
-        accounts=AccountService(uow),
-        movements=MovementService(uow),
+        accounts=AccountService(uow, limits),
+        movements=MovementService(uow, limits),
         users=UserService(uow),
         audit=AuditService(uow),
         tokens=tokens,
@@ -108,6 +110,12 @@ def password_hashing(settings: Settings) -> PasswordHashing:
         time_cost=settings.password_time_cost,
         memory_cost_kib=settings.password_memory_kib,
         parallelism=settings.password_parallelism,
+    )
+
+
+def money_limits(settings: Settings) -> MoneyLimits:
+    return MoneyLimits(
+        max_movement=settings.max_movement_amount, max_balance=settings.max_account_balance
     )
 
 
@@ -130,6 +138,7 @@ def make_context_getter(
     tokens: TokenCodec,
     passwords: PasswordHashing,
     subscription_poll_ms: int,
+    limits: MoneyLimits | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines."""
@@ -140,10 +149,10 @@ def make_context_getter(
         viewer = viewer_of(request, tokens)
         if isinstance(request, WebSocket):
             # A connection lives on; one snapshot for it would never see anything new.
-            return build_context(unit_of_work, tokens, viewer, watch)
+            return build_context(unit_of_work, tokens, viewer, watch, limits)
         # All the reads of one request from one snapshot; the view closes it at the end.
         snapshot = ReadSnapshot(session_factory, passwords)
         request.state.read_snapshot = snapshot
-        return build_context(snapshot.unit_of_work, tokens, viewer, watch)
+        return build_context(snapshot.unit_of_work, tokens, viewer, watch, limits)
 
     return get_context

@@ -85,7 +85,12 @@ class ErrorMapper:
         match error:
             case errors.InvalidInput(field=field):
                 return ValidationError(message=error.message, field=field)
-            case errors.InvalidValue() | errors.AmountOutOfRange():
+            case (
+                errors.InvalidValue()
+                | errors.AmountOutOfRange()
+                | errors.MovementOverLimit()
+                | errors.BalanceOverLimit()
+            ):
                 return ValidationError(message=error.message, field=self.amount_field)
             case errors.SameAccountTransfer():
                 return ValidationError(message=error.message, field=self.same_account_field)

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.money import MAX_MINOR_UNITS
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
@@ -49,6 +51,11 @@ class Settings(BaseSettings):
     # subscriptions one WebSocket connection may hold at once.
     subscription_poll_ms: int = Field(default=DEFAULT_SUBSCRIPTION_POLL_MS, ge=10, le=60_000)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    # The largest single movement and the largest balance of a customer account, in whole
+    # units of the currency moved (1000 is 1000.00 EUR or 1000 JPY); unset, only 64 bits of
+    # minor units bound them.
+    max_movement_amount: int | None = Field(default=None, ge=1, le=MAX_MINOR_UNITS)
+    max_account_balance: int | None = Field(default=None, ge=1, le=MAX_MINOR_UNITS)
     # Browser origins allowed to call the API, comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -263,10 +263,19 @@ class LedgerAudit:
     accounts_checked: int
     transactions_checked: int
     mismatched_account_ids: list[strawberry.ID] = strawberry.field(
-        description="Accounts whose balance differs from their entries, or that are below zero."
+        description=(
+            "Accounts whose balance differs from their entries, or that are below zero; and "
+            "funding accounts that store a balance, which they keep none of."
+        )
     )
     unbalanced_transaction_ids: list[strawberry.ID] = strawberry.field(
         description="Transactions whose entries do not sum to zero."
+    )
+    unbalanced_currencies: list[str] = strawberry.field(
+        description=(
+            "Currencies in which the bank's funding entries do not offset what the customers "
+            "hold: the funding balance plus every customer balance must be zero."
+        )
     )
 
     @classmethod
@@ -282,4 +291,5 @@ class LedgerAudit:
                 strawberry.ID(to_global_id("Transaction", key))
                 for key in report.unbalanced_transaction_ids
             ],
+            unbalanced_currencies=report.unbalanced_currencies,
         )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind
-from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
+from domain.model import Account, AccountId, AccountStatus, Role, User, UserId
 from domain.money import Currency, Money
 from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
 
@@ -32,10 +32,12 @@ def to_user(row: UserRow) -> User:
 
 
 def to_account(row: AccountRow) -> Account:
+    """A customer's account; the repositories never hand a funding account's row here."""
+    if row.owner_id is None:
+        raise ValueError(f"account {row.id} is not a customer's")
     return Account(
         id=AccountId(_id(row.id)),
-        owner_id=UserId(row.owner_id) if row.owner_id is not None else None,
-        kind=AccountKind(row.kind),
+        owner_id=UserId(row.owner_id),
         name=row.name,
         balance=Money(row.balance, currency(row.currency)),
         status=AccountStatus(row.status),
@@ -58,6 +60,9 @@ def to_transaction(row: TransactionRow) -> Transaction:
 
 
 def to_entry(row: EntryRow, currency_code: str) -> Entry:
+    """A customer's statement line; only those carry the balance after them."""
+    if row.balance_after is None:
+        raise ValueError(f"entry {row.id} is not on a customer's statement")
     unit = currency(currency_code)
     return Entry(
         id=EntryId(_id(row.id)),

@@ -14,13 +14,24 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
-from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
+from domain.model import (
+    Account,
+    AccountId,
+    AccountKind,
+    AccountStatus,
+    FundingAccount,
+    Role,
+    User,
+    UserId,
+)
 from domain.money import Currency
 from domain.ports import AuditReport, PageRequest, RecordedRequest
 from persistence.audit import audit_ledger
 from persistence.mapping import to_account, to_entry, to_transaction, to_user
 from persistence.passwords import PasswordHashing
 from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
+
+CUSTOMER = AccountKind.CUSTOMER.value
 
 
 def _now() -> datetime:
@@ -67,7 +78,7 @@ class SqlAccountRepository:
     async def add(self, *, owner_id: UserId, name: str, currency: Currency) -> Account:
         row = AccountRow(
             owner_id=owner_id,
-            kind=AccountKind.CUSTOMER.value,
+            kind=CUSTOMER,
             name=name,
             currency=currency.code,
             balance=0,
@@ -80,16 +91,18 @@ class SqlAccountRepository:
 
     async def get(self, account_id: AccountId) -> Account | None:
         row = await self._session.get(AccountRow, account_id)
-        return to_account(row) if row is not None else None
+        return to_account(row) if row is not None and row.kind == CUSTOMER else None
 
     async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
-        query = select(AccountRow).where(col(AccountRow.id).in_(set(account_ids)))
+        query = select(AccountRow).where(
+            col(AccountRow.id).in_(set(account_ids)), AccountRow.kind == CUSTOMER
+        )
         return [to_account(row) for row in (await self._session.exec(query)).all()]
 
     async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
         query = (
             select(AccountRow)
-            .where(col(AccountRow.id).in_(sorted(set(account_ids))))
+            .where(col(AccountRow.id).in_(sorted(set(account_ids))), AccountRow.kind == CUSTOMER)
             .order_by(col(AccountRow.id))
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -97,20 +110,19 @@ class SqlAccountRepository:
         rows = (await self._session.exec(query)).all()
         return {account.id: account for account in map(to_account, rows)}
 
-    async def lock_funding(self, currency: Currency) -> Account:
-        query = (
-            select(AccountRow)
-            .where(AccountRow.funding_currency == currency.code)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        row = (await self._session.exec(query)).first()
-        if row is None:
+    async def funding(self, currency: Currency) -> FundingAccount:
+        # No FOR UPDATE: the row is never written after it is made, so deposits and
+        # withdrawals in one currency do not queue on it.
+        query = select(col(AccountRow.id)).where(AccountRow.funding_currency == currency.code)
+        key = (await self._session.exec(query)).first()
+        if key is None:
             # The first movement in a currency creates its funding account; if another one
             # does so at the same moment, the unique currency makes this insert a no-op.
             await self._create_funding(currency)
-            row = (await self._session.exec(query)).one()
-        return to_account(row)
+            key = (await self._session.exec(query)).one()
+        if key is None:  # never, for a primary key; said for the type checker
+            raise LookupError(f"no funding account for {currency}")
+        return FundingAccount(AccountId(key), currency)
 
     async def _create_funding(self, currency: Currency) -> None:
         values: dict[str, Any] = {
@@ -136,7 +148,7 @@ class SqlAccountRepository:
         await self._session.flush()
 
     def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
-        query = select(AccountRow).where(AccountRow.kind == AccountKind.CUSTOMER.value)
+        query = select(AccountRow).where(AccountRow.kind == CUSTOMER)
         if owner_id is not None:
             query = query.where(AccountRow.owner_id == owner_id)
         if status is not None:
@@ -184,7 +196,9 @@ class SqlTransactionRepository:
                 transaction_id=transaction.id,
                 account_id=entry.account_id,
                 amount=entry.amount.minor_units,
-                balance_after=entry.balance_after.minor_units,
+                balance_after=(
+                    entry.balance_after.minor_units if entry.balance_after is not None else None
+                ),
                 created_at=now,
             )
             for entry in new.entries
@@ -223,6 +237,7 @@ class SqlTransactionRepository:
             select(EntryRow, AccountRow.currency)
             .join(wanted, wanted.c.id == col(EntryRow.id))
             .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(AccountRow.kind == CUSTOMER)
             .order_by(col(EntryRow.id).desc())
         )
         found: dict[AccountId, list[Entry]] = {account_id: [] for account_id in account_ids}
@@ -246,12 +261,16 @@ class SqlTransactionRepository:
     async def entries_after(
         self, account_id: AccountId, after: EntryId | None, limit: int
     ) -> list[Entry]:
-        # Entry ids come from one sequence and an account's entries are written under its
-        # row lock, so within one account id order is commit order.
+        # Entry ids come from one sequence and a customer account's entries are written
+        # under its row lock, so within one such account id order is commit order.
         query = (
             select(EntryRow, AccountRow.currency)
             .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
-            .where(EntryRow.account_id == account_id, col(EntryRow.id) > (after or 0))
+            .where(
+                EntryRow.account_id == account_id,
+                col(EntryRow.id) > (after or 0),
+                AccountRow.kind == CUSTOMER,
+            )
             .order_by(col(EntryRow.id))
             .limit(limit)
         )
@@ -265,7 +284,7 @@ class SqlTransactionRepository:
         query = (
             select(EntryRow, AccountRow.currency)
             .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
-            .where(EntryRow.id == entry_id)
+            .where(EntryRow.id == entry_id, AccountRow.kind == CUSTOMER)
         )
         found = (await self._session.exec(query)).first()
         return to_entry(*found) if found is not None else None

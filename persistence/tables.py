@@ -66,6 +66,8 @@ class AccountRow(SQLModel, table=True):
     kind: str = Field(sa_column=Column(String(16), nullable=False))
     name: str = Field(sa_column=Column(String(100), nullable=False))
     currency: str = Field(sa_column=Column(String(3), nullable=False))
+    # A customer's balance. A funding account keeps none and holds 0 here: its balance is
+    # the sum of its entries, unbounded, and a movement never writes (or locks) its row.
     balance: int = Field(sa_column=Column(BigInteger, nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False))
     # Set only on the bank's funding accounts, so that each currency has exactly one.
@@ -113,5 +115,6 @@ class EntryRow(SQLModel, table=True):
     transaction_id: int = Field(sa_column=_reference("transactions.id"))
     account_id: int = Field(sa_column=_reference("accounts.id"))
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
-    balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The account's balance right after this line; NULL on a funding account's lines.
+    balance_after: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(sa_column=_when())

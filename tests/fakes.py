@@ -10,11 +10,37 @@ from typing import Self
 
 from domain.errors import DuplicateRequest
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
-from domain.model import Account, AccountId, AccountKind, AccountStatus, Role, User, UserId
+from domain.model import (
+    Account,
+    AccountId,
+    AccountStatus,
+    FundingAccount,
+    Role,
+    User,
+    UserId,
+)
 from domain.money import Currency, Money
 from domain.ports import AuditReport, PageRequest, RecordedRequest
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Line:
+    """An entry as stored: a funding account's line has no balance after it."""
+
+    id: EntryId
+    transaction_id: TransactionId
+    account_id: AccountId
+    amount: Money
+    balance_after: Money | None
+
+    def entry(self) -> Entry:
+        if self.balance_after is None:
+            raise ValueError(f"entry {self.id} is not on a customer's statement")
+        return Entry(
+            self.id, self.transaction_id, self.account_id, self.amount, self.balance_after, NOW
+        )
 
 
 @dataclass
@@ -23,9 +49,10 @@ class FakeStore:
 
     users: dict[UserId, User] = field(default_factory=dict)
     accounts: dict[AccountId, Account] = field(default_factory=dict)
+    funding: dict[Currency, FundingAccount] = field(default_factory=dict)
     transactions: dict[TransactionId, Transaction] = field(default_factory=dict)
     requests: dict[tuple[UserId, str], RecordedRequest] = field(default_factory=dict)
-    entries: dict[EntryId, Entry] = field(default_factory=dict)
+    entries: dict[EntryId, Line] = field(default_factory=dict)
     passwords: dict[UserId, str] = field(default_factory=dict)
     next_id: int = 1
 
@@ -65,7 +92,6 @@ class FakeAccountRepository:
         account = Account(
             AccountId(self.store.new_id()),
             owner_id,
-            AccountKind.CUSTOMER,
             name,
             Money.zero(currency),
             AccountStatus.OPEN,
@@ -88,21 +114,10 @@ class FakeAccountRepository:
             i: copy.copy(self.store.accounts[i]) for i in account_ids if i in self.store.accounts
         }
 
-    async def lock_funding(self, currency: Currency) -> Account:
-        for account in self.store.accounts.values():
-            if account.kind is AccountKind.FUNDING and account.currency == currency:
-                return copy.copy(account)
-        funding = Account(
-            AccountId(self.store.new_id()),
-            None,
-            AccountKind.FUNDING,
-            f"Funding {currency}",
-            Money.zero(currency),
-            AccountStatus.OPEN,
-            NOW,
-        )
-        self.store.accounts[funding.id] = funding
-        return copy.copy(funding)
+    async def funding(self, currency: Currency) -> FundingAccount:
+        if currency not in self.store.funding:
+            self.store.funding[currency] = FundingAccount(AccountId(self.store.new_id()), currency)
+        return self.store.funding[currency]
 
     async def save(self, account: Account) -> None:
         self.store.accounts[account.id] = copy.copy(account)
@@ -111,7 +126,7 @@ class FakeAccountRepository:
         return [
             copy.copy(a)
             for a in sorted(self.store.accounts.values(), key=lambda a: a.id)
-            if a.is_customer and owner_id in (None, a.owner_id) and status in (None, a.status)
+            if owner_id in (None, a.owner_id) and status in (None, a.status)
         ]
 
     async def list(
@@ -146,16 +161,22 @@ class FakeTransactionRepository:
             self.store.requests[slot] = RecordedRequest(transaction, new.idempotency.request_hash)
         self.store.transactions[transaction.id] = transaction
         for new_entry in new.entries:
-            entry = Entry(
+            line = Line(
                 EntryId(self.store.new_id()),
                 transaction.id,
                 new_entry.account_id,
                 new_entry.amount,
                 new_entry.balance_after,
-                NOW,
             )
-            self.store.entries[entry.id] = entry
+            self.store.entries[line.id] = line
         return transaction
+
+    def _statement(self, account_id: AccountId) -> list[Entry]:
+        """A customer account's lines, oldest first; none for a funding account."""
+        if account_id not in self.store.accounts:
+            return []
+        lines = sorted(self.store.entries.values(), key=lambda line: line.id)
+        return [line.entry() for line in lines if line.account_id == account_id]
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:
         return self.store.transactions.get(transaction_id)
@@ -174,17 +195,14 @@ class FakeTransactionRepository:
         before = page.after if page.after is not None else float("inf")
 
         def of(account_id: AccountId) -> list[Entry]:
-            found = [
-                e
-                for e in self.store.entries.values()
-                if e.account_id == account_id and e.id < before
-            ]
-            return sorted(found, key=lambda e: e.id, reverse=True)[: page.first + 1]
+            found = [e for e in self._statement(account_id) if e.id < before]
+            return found[::-1][: page.first + 1]
 
         return {account_id: of(account_id) for account_id in account_ids}
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None:
-        return self.store.entries.get(entry_id)
+        line = self.store.entries.get(entry_id)
+        return line.entry() if line is not None and line.account_id in self.store.accounts else None
 
     async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
         newest: dict[AccountId, EntryId] = {}
@@ -196,37 +214,41 @@ class FakeTransactionRepository:
     async def entries_after(
         self, account_id: AccountId, after: EntryId | None, limit: int
     ) -> list[Entry]:
-        found = [
-            e
-            for e in self.store.entries.values()
-            if e.account_id == account_id and e.id > (after or 0)
-        ]
-        return sorted(found, key=lambda e: e.id)[:limit]
+        return [e for e in self._statement(account_id) if e.id > (after or 0)][:limit]
 
     async def audit(self) -> AuditReport:
-        def total(account_id: AccountId) -> int:
-            return sum(
-                e.amount.minor_units
-                for e in self.store.entries.values()
-                if e.account_id == account_id
+        lines = sorted(self.store.entries.values(), key=lambda line: line.id)
+
+        def total(key: object, of: str = "account_id") -> int:
+            return sum(line.amount.minor_units for line in lines if getattr(line, of) == key)
+
+        def mismatched(account: Account) -> bool:
+            own = [line for line in lines if line.account_id == account.id]
+            last = own[-1].balance_after if own else account.balance
+            return (
+                account.balance.minor_units != total(account.id)
+                or last != account.balance
+                or account.balance.is_negative
             )
 
+        def offset(currency: Currency) -> int:
+            held = sum(
+                a.balance.minor_units
+                for a in self.store.accounts.values()
+                if a.currency == currency
+            )
+            funding = self.store.funding.get(currency)
+            return held + (total(funding.id) if funding is not None else 0)
+
+        currencies = {a.currency for a in self.store.accounts.values()} | set(self.store.funding)
         return AuditReport(
-            accounts_checked=len(self.store.accounts),
+            accounts_checked=len(self.store.accounts) + len(self.store.funding),
             transactions_checked=len(self.store.transactions),
-            mismatched_account_ids=[
-                a.id for a in self.store.accounts.values() if a.balance.minor_units != total(a.id)
-            ],
+            mismatched_account_ids=[a.id for a in self.store.accounts.values() if mismatched(a)],
             unbalanced_transaction_ids=[
-                t
-                for t in self.store.transactions
-                if sum(
-                    e.amount.minor_units
-                    for e in self.store.entries.values()
-                    if e.transaction_id == t
-                )
-                != 0
+                t for t in self.store.transactions if total(t, "transaction_id") != 0
             ],
+            unbalanced_currencies=sorted(c.code for c in currencies if offset(c) != 0),
         )
 
 
@@ -243,6 +265,7 @@ class FakeUnitOfWork:
             self.committed_store,
             users=dict(self.committed_store.users),
             accounts={k: copy.copy(v) for k, v in self.committed_store.accounts.items()},
+            funding=dict(self.committed_store.funding),
             transactions=dict(self.committed_store.transactions),
             requests=dict(self.committed_store.requests),
             entries=dict(self.committed_store.entries),
@@ -261,6 +284,7 @@ class FakeUnitOfWork:
             raise RuntimeError("commit() in a read-only unit of work")
         store = self.committed_store
         store.users, store.accounts = self.working.users, self.working.accounts
+        store.funding = self.working.funding
         store.transactions, store.requests = self.working.transactions, self.working.requests
         store.entries, store.next_id = self.working.entries, self.working.next_id
         store.passwords = self.working.passwords

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from domain.errors import AccountNotFound, InvalidValue
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind, move
+from domain.limits import MoneyLimits
 from domain.model import Account, AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import Currency, Money
 from domain.ports import Page, PageRequest, UnitOfWork, UnitOfWorkFactory
@@ -40,8 +41,9 @@ def _page(items: list[T], page: PageRequest) -> Page[T]:
 
 
 class AccountService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, limits: MoneyLimits | None = None) -> None:
         self._uow = uow
+        self._limits = limits or MoneyLimits()
 
     async def open_account(
         self, *, actor: Actor, name: str, currency: Currency, initial_deposit: Money | None = None
@@ -49,6 +51,8 @@ class AccountService:
         """Open an account, recording any initial deposit as a DEPOSIT transaction."""
         if initial_deposit is not None and initial_deposit.is_negative:
             raise InvalidValue("An initial deposit cannot be negative.")
+        if initial_deposit is not None:
+            self._limits.check_movement(initial_deposit)
         return await retrying(lambda: self._open(actor, name, currency, initial_deposit))
 
     async def _open(
@@ -57,18 +61,17 @@ class AccountService:
         async with self._uow() as uow:
             account = await uow.accounts.add(owner_id=actor.user_id, name=name, currency=currency)
             if initial_deposit is not None and initial_deposit.is_positive:
-                funding = await uow.accounts.lock_funding(currency)
                 deposit = move(
                     TransactionKind.DEPOSIT,
-                    debit=funding,
+                    debit=await uow.accounts.funding(currency),
                     credit=account,
                     amount=initial_deposit,
                     actor_id=actor.user_id,
                     description="Initial deposit",
                     idempotency=None,
+                    limits=self._limits,
                 )
                 await uow.transactions.record(deposit)
-                await uow.accounts.save(funding)
                 await uow.accounts.save(account)
             await uow.commit()
             return account

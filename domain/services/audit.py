@@ -12,7 +12,8 @@ class AuditService:
         self._uow = uow
 
     async def audit(self, *, actor: Actor) -> AuditReport:
-        """Balances against entries, no customer below zero, every transaction summing to zero."""
+        """Customer balances against their entries, none below zero, every transaction
+        summing to zero, and in each currency the funding entries offsetting the customers."""
         if actor.role is not Role.ADMIN:
             raise Forbidden()
         async with self._uow(read_only=True) as uow:

@@ -20,6 +20,7 @@ from domain.ledger import (
     positive_amount,
     request_hash,
 )
+from domain.limits import MoneyLimits
 from domain.model import Account, AccountId, Actor
 from domain.money import Money
 from domain.ports import UnitOfWork, UnitOfWorkFactory
@@ -64,8 +65,9 @@ class MovementRequest:
 
 
 class MovementService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, limits: MoneyLimits | None = None) -> None:
         self._uow = uow
+        self._limits = limits or MoneyLimits()
 
     async def deposit(
         self,
@@ -117,12 +119,13 @@ class MovementService:
         key = request.idempotency(source=source, destination=destination)
 
         async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
+            self._limits.check_movement(amount)
             locked = await uow.accounts.lock([source, destination])
             debit = locked.get(source)
             if debit is None or not actor.can_move(debit):
                 raise AccountNotFound(source)
             credit = locked.get(destination)
-            if credit is None or not credit.is_customer:
+            if credit is None:
                 raise AccountNotFound(destination)
             new = move(
                 request.kind,
@@ -132,19 +135,22 @@ class MovementService:
                 actor_id=actor.user_id,
                 description=description,
                 idempotency=key,
+                limits=self._limits,
             )
             return new, (debit, credit)
 
         return await self._run(actor, key, plan)
 
     async def _with_funding(self, request: MovementRequest, account_id: AccountId) -> Movement:
-        """A deposit or withdrawal, balanced against the bank's funding account."""
+        """A deposit or withdrawal, balanced against the bank's funding account, which
+        neither keeps a balance nor takes a lock: only the customer's account is locked."""
         positive_amount(request.amount)
         key = request.idempotency(account=account_id)
 
         async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
+            self._limits.check_movement(request.amount)
             account = await movable_or_raise(uow, request.actor, account_id)
-            funding = await uow.accounts.lock_funding(account.currency)
+            funding = await uow.accounts.funding(account.currency)
             debit, credit = (
                 (funding, account)
                 if request.kind is TransactionKind.DEPOSIT
@@ -158,8 +164,9 @@ class MovementService:
                 actor_id=request.actor.user_id,
                 description=request.description,
                 idempotency=key,
+                limits=self._limits,
             )
-            return new, (debit, credit)
+            return new, (account,)
 
         return await self._run(request.actor, key, plan)
 

@@ -111,12 +111,18 @@ async def test_objects_that_do_not_exist_are_null(gql):
     assert body["account"] is None
 
 
-async def test_the_bank_funding_account_is_never_shown(gql):
+async def test_the_bank_funding_account_is_never_shown(gql, admin):
     a = await gql.open_account(initial_deposit="1")
     _, own_key = from_global_id(a["id"])
-    # The deposit created the EUR funding account right after the customer's account.
+    # The deposit created the EUR funding account right after the customer's account, and
+    # wrote the funding line just before the customer's.
     funding = to_global_id("Account", own_key + 1)
-    assert (await gql.data(NODE, id=funding))["node"] is None
+    [line] = (await gql.data(STATEMENT, id=a["id"]))["account"]["entries"]["edges"]
+    _, line_key = from_global_id(line["node"]["id"])
+    funding_line = to_global_id("LedgerEntry", line_key - 1)
+    for viewer in (gql, admin):
+        assert (await viewer.data(NODE, id=funding))["node"] is None
+        assert (await viewer.data(NODE, id=funding_line))["node"] is None
     assert (await gql.data(ACCOUNTS))["accounts"]["totalCount"] == 1
 
 

@@ -92,6 +92,9 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_GRAPHIQL", "perhaps", "BANKQL_GRAPHIQL"),
         ("BANKQL_SUBSCRIPTION_POLL_MS", "0", "BANKQL_SUBSCRIPTION_POLL_MS"),
         ("BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", "0", "BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"),
+        ("BANKQL_MAX_MOVEMENT_AMOUNT", "0", "BANKQL_MAX_MOVEMENT_AMOUNT"),
+        ("BANKQL_MAX_MOVEMENT_AMOUNT", "12.50", "BANKQL_MAX_MOVEMENT_AMOUNT"),
+        ("BANKQL_MAX_ACCOUNT_BALANCE", "9223372036854775808", "BANKQL_MAX_ACCOUNT_BALANCE"),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):

@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from domain.errors import DuplicateRequest, EmailAlreadyRegistered
 from domain.ledger import Idempotency, TransactionKind, move
+from domain.limits import MoneyLimits
 from domain.model import AccountId, Actor
 from domain.money import Currency, Money
 from domain.ports import PageRequest
@@ -58,7 +59,7 @@ async def test_one_key_per_user_is_enforced_by_the_database(uow_factory):
     async def deposit_with_the_same_key() -> None:
         async with uow_factory() as uow:
             [locked] = (await uow.accounts.lock([account.id])).values()
-            funding = await uow.accounts.lock_funding(EUR)
+            funding = await uow.accounts.funding(EUR)
             new = move(
                 TransactionKind.DEPOSIT,
                 debit=funding,
@@ -67,6 +68,7 @@ async def test_one_key_per_user_is_enforced_by_the_database(uow_factory):
                 actor_id=actor.user_id,
                 description=None,
                 idempotency=Idempotency("same-key", "digest"),
+                limits=MoneyLimits(),
             )
             await uow.transactions.record(new)
             await uow.commit()

@@ -6,9 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
-from persistence.database import make_engine
+from domain.model import AccountId, Actor, Role, UserId
+from domain.money import MAX_MINOR_UNITS, Currency, Money
+from domain.ports import AuditReport
+from domain.services import AccountService, MovementService, UserService
+from persistence.audit import audit_ledger
+from persistence.database import make_engine, make_session_factory
 from persistence.migrate import (
     current_revision,
     downgrade,
@@ -16,7 +23,11 @@ from persistence.migrate import (
     pending_schema_changes,
     upgrade,
 )
+from persistence.passwords import PasswordHashing
+from persistence.unit_of_work import SqlUnitOfWork
 from tests.databases import sqlite_url
+
+EUR = Currency.of("EUR")
 
 
 async def test_migrations_take_an_empty_database_to_head_matching_the_models(empty_url):
@@ -129,3 +140,145 @@ def test_alembic_commands_work_from_the_repository_root(empty_url):
     assert run("current").strip() == ""
     run("upgrade", "head")
     assert run("current").strip() == f"{head_revision()} (head)"
+
+
+async def _inserted(connection, statement: str, **values: object) -> int:
+    return int((await connection.execute(text(f"{statement} RETURNING id"), values)).scalar_one())
+
+
+async def _ledger_as_0002_kept_it(engine) -> dict[str, int]:
+    """Two customers' accounts and the funding accounts as 0002 kept them: with a running
+    balance, and lines that carry it."""
+    await upgrade(engine, "0002")
+    keys: dict[str, int] = {}
+    async with engine.begin() as connection:
+        user = await _inserted(
+            connection,
+            "INSERT INTO users (email, role, created_at)"
+            " VALUES ('old@example.com', 'CUSTOMER', CURRENT_TIMESTAMP)",
+        )
+        for name, kind, currency, balance, owner in [
+            ("eur", "CUSTOMER", "EUR", 700, user),
+            ("jpy", "CUSTOMER", "JPY", 5000, user),
+            ("funding eur", "FUNDING", "EUR", -700, None),
+            ("funding jpy", "FUNDING", "JPY", -5000, None),
+        ]:
+            keys[name] = await _inserted(
+                connection,
+                "INSERT INTO accounts (owner_id, kind, name, currency, balance, status,"
+                " funding_currency, created_at) VALUES (:owner, :kind, :name, :currency,"
+                " :balance, 'OPEN', :funding, CURRENT_TIMESTAMP)",
+                owner=owner,
+                kind=kind,
+                name=name,
+                currency=currency,
+                balance=balance,
+                funding=currency if kind == "FUNDING" else None,
+            )
+        for kind, currency, amount, debit, credit in [
+            ("DEPOSIT", "EUR", 1000, ("funding eur", -1000), ("eur", 1000)),
+            ("WITHDRAWAL", "EUR", 300, ("eur", 700), ("funding eur", -700)),
+            ("DEPOSIT", "JPY", 5000, ("funding jpy", -5000), ("jpy", 5000)),
+        ]:
+            transaction = await _inserted(
+                connection,
+                "INSERT INTO transactions (kind, amount, currency, actor_id, created_at)"
+                " VALUES (:kind, :amount, :currency, :actor, CURRENT_TIMESTAMP)",
+                kind=kind,
+                amount=amount,
+                currency=currency,
+                actor=user,
+            )
+            for (account, after), sign in ((debit, -1), (credit, 1)):
+                await connection.execute(
+                    text(
+                        "INSERT INTO entries (transaction_id, account_id, amount,"
+                        " balance_after, created_at) VALUES (:t, :a, :amount, :after,"
+                        " CURRENT_TIMESTAMP)"
+                    ),
+                    {"t": transaction, "a": keys[account], "amount": sign * amount, "after": after},
+                )
+    return keys
+
+
+async def _audit(engine) -> AuditReport:
+    async with make_session_factory(engine)() as session:
+        return await audit_ledger(session)
+
+
+async def _rows(engine, query: str) -> list[tuple[object, ...]]:
+    async with engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(text(query))]
+
+
+def _units_of_work(engine):
+    sessions = make_session_factory(engine)
+    return lambda read_only=False: SqlUnitOfWork(
+        sessions, PasswordHashing(1, 64, 1), read_only=read_only
+    )
+
+
+FUNDING_LINES = (
+    "SELECT entries.amount, entries.balance_after FROM entries JOIN accounts"
+    " ON accounts.id = entries.account_id WHERE accounts.kind = 'FUNDING' ORDER BY entries.id"
+)
+
+
+async def test_funding_stops_keeping_a_balance_and_the_audit_stays_clean(empty_url):
+    engine = make_engine(empty_url)
+    try:
+        keys = await _ledger_as_0002_kept_it(engine)
+        await upgrade(engine)
+        report = await _audit(engine)
+        assert report.ok, report
+        assert report.accounts_checked == 4
+        assert await _rows(engine, "SELECT balance FROM accounts WHERE kind = 'FUNDING'") == [
+            (0,),
+            (0,),
+        ]
+        # The lines already written keep what they recorded: the ledger is append-only.
+        old_lines = [(-1000, -1000), (300, -700), (-5000, -5000)]
+        assert await _rows(engine, FUNDING_LINES) == old_lines
+
+        actor = Actor(UserId(1), Role.CUSTOMER)
+        await MovementService(_units_of_work(engine)).deposit(
+            actor=actor, account_id=AccountId(keys["eur"]), amount=Money(50, EUR)
+        )
+        assert await _rows(engine, FUNDING_LINES) == [*old_lines, (-50, None)]
+        assert (await _audit(engine)).ok
+
+        # Down again, the funding accounts and their new line get their running balance back.
+        await downgrade(engine, "0002")
+        assert await _rows(
+            engine, "SELECT currency, balance FROM accounts WHERE kind = 'FUNDING' ORDER BY id"
+        ) == [("EUR", -750), ("JPY", -5000)]
+        assert await _rows(engine, FUNDING_LINES) == [*old_lines, (-50, -750)]
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as connection:
+                await connection.execute(text("UPDATE entries SET amount = amount"))
+        await upgrade(engine)
+        assert (await _audit(engine)).ok
+        assert await pending_schema_changes(engine) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_downgrading_refuses_funding_past_64_bits_and_changes_nothing(empty_url):
+    engine = make_engine(empty_url)
+    try:
+        await upgrade(engine)
+        uow = _units_of_work(engine)
+        user = await UserService(uow).register(email="a@example.com", password="long password")
+        for name in ("A", "B"):
+            await AccountService(uow).open_account(
+                actor=Actor(user.id, user.role),
+                name=name,
+                currency=EUR,
+                initial_deposit=Money(MAX_MINOR_UNITS, EUR),
+            )
+        with pytest.raises(DBAPIError):
+            await downgrade(engine, "0002")
+        assert await current_revision(engine) == head_revision()
+        assert (await _audit(engine)).ok
+    finally:
+        await engine.dispose()

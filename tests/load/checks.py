@@ -13,7 +13,7 @@ from tests.load.workload import LOGIN, Bank, Op, acknowledged_movements, expecte
 
 ADMIN_EMAIL = "auditor@example.com"
 ADMIN_PASSWORD = "auditor password"
-AUDIT = "{ ledgerAudit { ok mismatchedAccountIds unbalancedTransactionIds } }"
+AUDIT = "{ ledgerAudit { ok mismatchedAccountIds unbalancedTransactionIds unbalancedCurrencies } }"
 ACCOUNTS = """query($after: String) {
   accounts(first: 100, after: $after) {
     edges { node { id balance { amount } } } pageInfo { hasNextPage endCursor } } }"""
@@ -51,7 +51,12 @@ async def check_ledger(
     admin = login["login"]["token"]
 
     audit = (await post(http, base, AUDIT, admin))["ledgerAudit"]
-    assert audit == {"ok": True, "mismatchedAccountIds": [], "unbalancedTransactionIds": []}
+    assert audit == {
+        "ok": True,
+        "mismatchedAccountIds": [],
+        "unbalancedTransactionIds": [],
+        "unbalancedCurrencies": [],
+    }
 
     accounts = await _pages(http, base, admin, ACCOUNTS, ["accounts"])
     balances = {account["id"]: minor(account["balance"]["amount"]) for account in accounts}

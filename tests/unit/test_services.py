@@ -3,6 +3,7 @@ import pytest
 from domain.errors import (
     AccountClosed,
     AccountNotFound,
+    BalanceOverLimit,
     CurrencyMismatch,
     EmailAlreadyRegistered,
     Forbidden,
@@ -11,11 +12,13 @@ from domain.errors import (
     InvalidCredentials,
     InvalidInput,
     InvalidValue,
+    MovementOverLimit,
     SameAccountTransfer,
 )
 from domain.ledger import TransactionKind
-from domain.model import AccountId, AccountKind, AccountStatus, Actor, Role, UserId
-from domain.money import Currency, Money
+from domain.limits import MoneyLimits
+from domain.model import AccountId, AccountStatus, Actor, Role, UserId
+from domain.money import MAX_MINOR_UNITS, Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, AuditService, MovementService, UserService
 from tests.fakes import FakeUnitOfWorkFactory
@@ -46,15 +49,15 @@ def movements(uow):
 
 
 def balances(uow):
-    return {a.id: a.balance.minor_units for a in uow.store.accounts.values() if a.is_customer}
+    return {a.id: a.balance.minor_units for a in uow.store.accounts.values()}
 
 
 def funding_balance(uow, currency=EUR):
-    return next(
-        a.balance.minor_units
-        for a in uow.store.accounts.values()
-        if a.kind is AccountKind.FUNDING and a.currency == currency
-    )
+    """What the bank's funding account holds: the sum of its lines, as it stores no balance."""
+    funding = uow.store.funding[currency]
+    lines = [line for line in uow.store.entries.values() if line.account_id == funding.id]
+    assert all(line.balance_after is None for line in lines)
+    return sum(line.amount.minor_units for line in lines)
 
 
 async def test_opening_with_an_initial_deposit_records_a_deposit(uow, accounts):
@@ -304,3 +307,73 @@ async def test_new_entries_of_someone_elses_account_look_like_no_account(account
     admin_stream = accounts.new_entries(actor=ADMIN, account_id=a.id, wait=wait)
     with pytest.raises(AssertionError, match="never waits"):
         await anext(admin_stream)  # an administrator may read it, so the stream gets going
+
+
+async def test_one_customer_at_the_largest_balance_leaves_room_for_everyone(uow, accounts):
+    movements = MovementService(uow)
+    full = await accounts.open_account(
+        actor=ALICE, name="A", currency=EUR, initial_deposit=eur(MAX_MINOR_UNITS)
+    )
+    with pytest.raises(BalanceOverLimit):
+        await movements.deposit(actor=ALICE, account_id=full.id, amount=eur(1))
+    b = await accounts.open_account(actor=BOB, name="B", currency=EUR)
+    await movements.deposit(actor=BOB, account_id=b.id, amount=eur(1))
+    c = await accounts.open_account(
+        actor=BOB, name="C", currency=EUR, initial_deposit=eur(MAX_MINOR_UNITS)
+    )
+    assert balances(uow) == {full.id: MAX_MINOR_UNITS, b.id: 1, c.id: MAX_MINOR_UNITS}
+    assert funding_balance(uow) == -(2 * MAX_MINOR_UNITS + 1)
+    assert (await AuditService(uow).audit(actor=ADMIN)).ok
+
+
+LIMITS = MoneyLimits(max_movement=100, max_balance=150)  # 100.00 and 150.00 EUR
+
+
+async def test_a_movement_over_the_limit_changes_nothing(uow):
+    accounts, movements = AccountService(uow, LIMITS), MovementService(uow, LIMITS)
+    with pytest.raises(MovementOverLimit) as caught:
+        await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(10001))
+    assert caught.value.limit == eur(10000)
+    assert uow.store.accounts == {}
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(10000))
+    b = await accounts.open_account(actor=ALICE, name="B", currency=EUR)
+    commits = uow.commits
+    for refused in (
+        movements.deposit(actor=ALICE, account_id=a.id, amount=eur(10001)),
+        movements.withdraw(actor=ALICE, account_id=a.id, amount=eur(10001)),
+        movements.transfer(actor=ALICE, source=a.id, destination=b.id, amount=eur(10001)),
+        # The limit comes before the account is looked up, as a ValidationError comes first.
+        movements.deposit(actor=ALICE, account_id=AccountId(999), amount=eur(10001)),
+    ):
+        with pytest.raises(MovementOverLimit):
+            await refused
+    assert balances(uow) == {a.id: 10000, b.id: 0}
+    assert uow.commits == commits
+
+
+async def test_a_credit_beyond_the_largest_balance_changes_nothing(uow):
+    accounts, movements = AccountService(uow, LIMITS), MovementService(uow, LIMITS)
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(10000))
+    b = await accounts.open_account(actor=BOB, name="B", currency=EUR, initial_deposit=eur(10000))
+    commits = uow.commits
+    with pytest.raises(BalanceOverLimit) as caught:
+        await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(5001))
+    assert (caught.value.account_id, caught.value.limit) == (a.id, eur(15000))
+    with pytest.raises(BalanceOverLimit):
+        await movements.transfer(actor=BOB, source=b.id, destination=a.id, amount=eur(5001))
+    assert balances(uow) == {a.id: 10000, b.id: 10000}
+    assert uow.commits == commits
+    await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(5000))
+    assert balances(uow) == {a.id: 15000, b.id: 10000}
+
+
+async def test_a_replay_is_answered_even_after_the_limit_is_lowered(uow, accounts):
+    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
+    first = await MovementService(uow).deposit(
+        actor=ALICE, account_id=a.id, amount=eur(50000), idempotency_key="k"
+    )
+    again = await MovementService(uow, LIMITS).deposit(
+        actor=ALICE, account_id=a.id, amount=eur(50000), idempotency_key="k"
+    )
+    assert again.transaction == first.transaction
+    assert balances(uow) == {a.id: 50000}
