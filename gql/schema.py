@@ -18,7 +18,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -34,6 +33,7 @@ from gql.scalars import SCALARS
 from gql.settings import Settings
 from gql.subscriptions import Subscription
 from gql.types import Account, LedgerEntry, Transaction, User
+from gql.validation import ExecutorWithoutSuggestions, Validation, validator
 
 logger = logging.getLogger("bankql.errors")
 INTERNAL_ERROR = "Internal server error"
@@ -150,18 +150,21 @@ def build_schema(
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    # Validating a document otherwise costs more than running it; the caches are bounded.
+    # Without introspection the schema is private, and errors suggest none of its names.
+    validate = validator(
+        hide_suggestions=not introspection, cache_size=CACHE_SIZE if caches else None
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
         MaskUnexpectedErrors,
         RecordOperation,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        # In this order: the rules are added, then the document validated.
         lambda: AddValidationRules(rules),
+        lambda: Validation(validate),
     ]
     if caches:
-        # Validating a document otherwise costs more than running it; the caches are bounded.
-        extensions += [
-            lambda: ParserCache(maxsize=CACHE_SIZE),
-            lambda: ValidationCache(maxsize=CACHE_SIZE),
-        ]
+        extensions.append(lambda: ParserCache(maxsize=CACHE_SIZE))
     return BankSchema(
         query=Query,
         mutation=Mutation,
@@ -169,6 +172,7 @@ def build_schema(
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=extensions,
+        execution_context_class=None if introspection else ExecutorWithoutSuggestions,
     )
 
 
