@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gql import errors
+from gql.cost import QueryCost
 from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
@@ -47,10 +48,16 @@ class Limits:
     max_depth: int
     max_aliases: int
     max_tokens: int
+    max_cost: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.max_query_depth, settings.max_aliases, settings.max_tokens)
+        return cls(
+            settings.max_query_depth,
+            settings.max_aliases,
+            settings.max_tokens,
+            settings.max_query_cost,
+        )
 
 
 # What Strawberry raises for a request it cannot run; over WebSocket it arrives as an error.
@@ -159,9 +166,10 @@ def build_schema(
         MaskUnexpectedErrors,
         RecordOperation,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        # In this order: the rules are added, then the document validated.
+        # In this order: the rules are added, the document validated, then its cost checked.
         lambda: AddValidationRules(rules),
         lambda: Validation(validate),
+        lambda: QueryCost(max_cost=limits.max_cost),
     ]
     if caches:
         extensions.append(lambda: ParserCache(maxsize=CACHE_SIZE))
