@@ -1,19 +1,20 @@
 """What an operation costs, worked out from its document and variables before anything runs.
 
-The model is simple enough to work out by hand:
+The model is simple enough to work out by hand. The cost is the sum, over the fields that
+read the database, of each one's weight times the number of times it may run:
 
-- A field with a resolver of its own reads the database, and costs 1 each time it runs.
-  These are every root field (queries, mutations and the subscription), `Account.owner`,
-  `Account.entries`, `LedgerEntry.transaction` and `User.accounts`.
+- A field with a resolver of its own reads the database. These are every root field
+  (queries, mutations and the subscription), `Account.owner`, `Account.entries`,
+  `LedgerEntry.transaction` and `User.accounts`. It weighs 1.
 - A field that takes `first` returns a page of up to `first` items (20 when `first` is left
-  out, never more than 100), so every field below it runs up to that many times.
+  out, never more than 100). It weighs 1 more for each item, and every field below it runs
+  up to `first` times.
 - Every other field costs nothing: scalars, `edges`, `node`, `pageInfo`, `totalCount`,
   `balance` and the like come with the read of their parent.
 
-So the cost is the sum, over the fields that read the database, of the page sizes above
-each multiplied together. `{ accounts(first: 10) { edges { node { owner { email }
-entries(first: 5) { edges { node { transaction { kind } } } } } } } }` costs 1 (accounts)
-+ 10 (owner) + 10 (entries) + 10 x 5 (transaction) = 71.
+`{ accounts(first: 10) { edges { node { owner { email } entries(first: 5) { edges { node
+{ transaction { kind } } } } } } } }` costs 1 + 10 (accounts and its 10 items) + 10 x 1
+(owner) + 10 x (1 + 5) (entries) + 10 x 5 x 1 (transaction) = 131.
 
 The estimate is an upper bound that no way of writing a document talks down: every alias,
 fragment spread and inline fragment counts as written (all the fragments of a union count,
@@ -111,11 +112,14 @@ class _Estimate:
         if definition is None:
             return 0
         below = self.selections(get_named_type(definition.type), node.selection_set)
-        return int(reads_database(definition)) + self.page_size(definition, node) * below
+        items = self.page_size(definition, node)
+        weight = int(reads_database(definition)) + (items or 0)
+        return weight + (1 if items is None else items) * below
 
-    def page_size(self, definition: GraphQLField, node: FieldNode) -> int:
+    def page_size(self, definition: GraphQLField, node: FieldNode) -> int | None:
+        """How many items the field may return, or None when it returns no page."""
         if "first" not in definition.args:
-            return 1
+            return None
         try:
             first = get_argument_values(definition, node, self.variables).get("first")
         except GraphQLError:

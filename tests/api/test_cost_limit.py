@@ -1,7 +1,8 @@
 """The cost limit: an operation that would cost too much is refused before anything runs.
 
 Costs are worked out by hand from the model in gql/cost.py: each field that reads the
-database counts once per time it runs, and a page of `first` items multiplies what is below.
+database counts 1 each time it may run, a page of `first` items counts `first` more and
+multiplies what is below it.
 """
 
 import time
@@ -17,13 +18,13 @@ from tests.api.test_query_cost import counted
 from tests.conftest import settings_for
 from tests.servers import Server, environment
 
-# 118 bytes: 1 (accounts) + 100 (owner) + 100 (owner's accounts) + 100 x 100 (their owner)
-# + 100 x 100 (that owner's accounts).
+# 118 bytes: 101 (accounts, 100 items) + 100 (owner) + 100 x 101 (owner's accounts)
+# + 100 x 100 (their owner) + 100 x 100 x 2 (that owner's accounts, 1 item).
 NESTED_PAGES = (
     "{accounts(first:100){edges{node{owner{accounts(first:100){edges{node{owner"
     "{accounts(first:1){edges{node{id}}}}}}}}}}}}"
 )
-NESTED_PAGES_COST = 20_201
+NESTED_PAGES_COST = 40_301
 TOO_COSTLY = {"code": "QUERY_TOO_COSTLY", "cost": NESTED_PAGES_COST, "maxCost": 5000}
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -56,23 +57,24 @@ async def test_nested_pages_of_accounts_are_refused_before_any_statement_runs(gq
     assert strict.json()["errors"][0]["extensions"] == TOO_COSTLY
 
 
-# 1 + 100 + 100 x 48 = 4901 for the first root field and 1 + N for the second: with N = 98
-# exactly the limit, with N = 99 one more than it.
+# 101 (accounts) + 100 x 24 (entries) + 100 x 23 (transaction) = 4801, and 100 (more)
+# + 99 (owner) = 199: exactly the limit. The viewer's 1 more is one too many.
 AT_THE_LIMIT = """{
   accounts(first: 100) { edges { node {
-    entries(first: 48) { edges { node { transaction { id } } } } } } }
-  more: accounts(first: %d) { edges { node { owner { id } } } }
+    entries(first: 23) { edges { node { transaction { id } } } } } } }
+  more: accounts(first: 99) { edges { node { owner { id } } } }
+  %s
 }"""
 
 
 async def test_an_operation_at_the_limit_runs_and_one_more_is_refused(gql):
     await gql.open_account(initial_deposit="10")
-    body = await gql.request(AT_THE_LIMIT % 98)
+    body = await gql.request(AT_THE_LIMIT % "")
     assert "errors" not in body, body
     assert body["extensions"]["cost"] == {"requestedQueryCost": 5000, "maxQueryCost": 5000}
     [edge] = body["data"]["accounts"]["edges"]
     assert edge["node"]["entries"]["edges"][0]["node"]["transaction"]["id"]
-    over = await gql.request(AT_THE_LIMIT % 99)
+    over = await gql.request(AT_THE_LIMIT % "viewer { id }")
     assert refusal(over) == {"code": "QUERY_TOO_COSTLY", "cost": 5001, "maxCost": 5000}
 
 
@@ -93,22 +95,24 @@ README_EXAMPLE = """{
     ("query", "cost"),
     [
         ("{ __typename }", 0),
-        # viewer, and the viewer's accounts; totalCount comes with them.
-        ("{ viewer { email accounts { totalCount } } }", 2),
-        # accounts, 10 x entries, 10 x 5 x transaction.
-        (README_EXAMPLE, 61),
-        # accounts, 20 x owner (the default page), 20 x their accounts, 20 x 3 x entries.
+        # viewer, and the viewer's accounts with a page of 20; totalCount comes with them.
+        ("{ viewer { email accounts { totalCount } } }", 1 + 21),
+        # accounts (10 items), 10 x entries (5 items), 10 x 5 x transaction.
+        (README_EXAMPLE, 11 + 10 * 6 + 50),
+        # accounts (the default page of 20), 20 x owner, 20 x their accounts (3 items),
+        # 20 x 3 x entries (20 items).
         (
             "{ accounts { edges { node { owner { accounts(first: 3) { edges { node {"
             " entries { edges { node { id } } } } } } } } } } }",
-            101,
+            21 + 20 + 20 * 4 + 60 * 21,
         ),
-        # node, then every fragment counts: owner, entries, 7 x transaction, accounts.
+        # node, then every fragment counts: owner, entries (7 items), 7 x transaction, and
+        # accounts (4 items).
         (
             "query($id: ID!) { node(id: $id) {"
             " ... on Account { owner { email } entries(first: 7) { edges { node { transaction"
             " { id } } } } } ... on User { accounts(first: 4) { totalCount } } } }",
-            11,
+            1 + 1 + 8 + 7 + 5,
         ),
     ],
 )
@@ -158,18 +162,18 @@ async def test_variables_cannot_hide_cost(gql, app):
     # The same document with small pages runs: the values sent decide.
     assert (await gql.request(query, outer=2, inner=2))["extensions"]["cost"][
         "requestedQueryCost"
-    ] == 1 + 2 + 2 + 4 + 4
+    ] == 3 + 2 + 2 * 3 + 4 + 4 * 2
 
 
 async def test_aliases_cannot_hide_cost(gql, app):
-    # 1 + 100 + 100 x 30 = 3101 on its own, under the limit; twice is over it.
-    page = "accounts(first: 100) { edges { node { entries(first: 30) { edges { node {"
+    # 101 + 100 x 16 + 100 x 15 = 3201 on its own, under the limit; twice is over it.
+    page = "accounts(first: 100) { edges { node { entries(first: 15) { edges { node {"
     page += " transaction { id } } } } } } }"
     once = await gql.request(f"{{ {page} }}")
-    assert once["extensions"]["cost"]["requestedQueryCost"] == 3101
+    assert once["extensions"]["cost"]["requestedQueryCost"] == 3201
     with counted(app.state.engine) as statements:
         twice = await gql.request(f"{{ a: {page} b: {page} }}")
-    assert refusal(twice) == {"code": "QUERY_TOO_COSTLY", "cost": 6202, "maxCost": 5000}
+    assert refusal(twice) == {"code": "QUERY_TOO_COSTLY", "cost": 6402, "maxCost": 5000}
     assert statements == []
 
 
@@ -180,13 +184,13 @@ async def test_a_bad_variable_still_gets_its_own_error(gql):
 
 
 async def test_the_limit_is_a_setting(database_url):
-    app = create_app(settings_for(database_url, max_query_cost=60))
+    app = create_app(settings_for(database_url, max_query_cost=120))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bankql.test") as http:
         gql = await GraphQLClient(http).signed_up("alice@example.com")
         body = await gql.request(README_EXAMPLE)
     await app.state.engine.dispose()
-    assert refusal(body) == {"code": "QUERY_TOO_COSTLY", "cost": 61, "maxCost": 60}
+    assert refusal(body) == {"code": "QUERY_TOO_COSTLY", "cost": 121, "maxCost": 120}
 
 
 # accountEntries, and the line's transaction twice over.

@@ -27,8 +27,8 @@ STATEMENT = """query($id: ID!) {
 OWNERS_WITH_THEIR_ACCOUNTS = """{
   accounts(first: 100) {
     edges { node {
-      owner { email accounts(first: 10) {
-        totalCount edges { node { id entries(first: 5) { edges { node { amount { amount } } } } } }
+      owner { email accounts(first: 2) {
+        totalCount edges { node { id entries(first: 2) { edges { node { amount { amount } } } } } }
       } }
     } }
   }
