@@ -248,3 +248,27 @@ async def test_a_real_server_refuses_nested_pages_at_once_and_goes_on_answering(
     # Generous for a busy machine: the refusal runs no resolver; the query ran for minutes.
     assert took < 10
     assert listed["data"]["accounts"]["totalCount"] == 100
+
+
+def fan_out(levels):
+    """Fragments that each spread the next one twice: 2**levels viewers in a few tokens."""
+    spreads = " ".join(
+        f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}" for n in range(levels)
+    )
+    return f"{{ ...F0 }} {spreads} fragment F{levels} on Query {{ viewer {{ email }} }}"
+
+
+async def test_fragments_that_fan_out_are_refused_before_validation_walks_them(gql):
+    # 18 levels would keep the depth and alias limits busy for seconds, 60 for ever.
+    for levels in (18, 60):
+        body = await gql.request(fan_out(levels))
+        [error] = body["errors"]
+        assert "fragments spread into more than 10000 selections" in error["message"]
+    # 10 levels (1024 viewers, about 4000 selections) validate, and cost what they read.
+    body = await gql.request(fan_out(10))
+    assert "errors" not in body and body["extensions"]["cost"]["requestedQueryCost"] == 1024
+
+
+async def test_fragments_that_spread_each_other_get_the_usual_error(gql):
+    body = await gql.request("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
+    assert "Cannot spread fragment 'A' within itself" in body["errors"][0]["message"]
