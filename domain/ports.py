@@ -88,6 +88,18 @@ class AccountRepository(Protocol):
         ...
 
     async def save(self, account: Account) -> None: ...
+    async def list_by_owners(
+        self, owner_ids: Sequence[UserId], *, status: AccountStatus | None, page: PageRequest
+    ) -> dict[UserId, list[Account]]:
+        """The same page of each owner's accounts oldest first, all in one query."""
+        ...
+
+    async def count_by_owners(
+        self, owner_ids: Sequence[UserId], *, status: AccountStatus | None
+    ) -> dict[UserId, int]:
+        """How many accounts each owner holds (owners without any may be left out)."""
+        ...
+
     async def list(
         self, *, owner_id: UserId | None, status: AccountStatus | None, page: PageRequest
     ) -> list[Account]:

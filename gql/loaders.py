@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from strawberry.dataloader import DataLoader
 
 from domain.ledger import Entry, Transaction, TransactionId
-from domain.model import AccountId, Actor, User, UserId
+from domain.model import Account, AccountId, AccountStatus, Actor, User, UserId
 from domain.ports import Page, PageRequest
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ class Loaders:
             self._load_transactions
         )
         self._statements: dict[PageRequest, DataLoader[AccountId, Page[Entry]]] = {}
+        self._owned: dict[
+            tuple[PageRequest, AccountStatus | None], DataLoader[UserId, Page[Account]]
+        ] = {}
 
     def statements(self, page: PageRequest) -> DataLoader[AccountId, Page[Entry]]:
         """One loader per page size and cursor: every account asking for the same page
@@ -44,6 +47,22 @@ class Loaders:
 
             self._statements[page] = DataLoader(load)
         return self._statements[page]
+
+    def owned_accounts(
+        self, page: PageRequest, status: AccountStatus | None
+    ) -> DataLoader[UserId, Page[Account]]:
+        """One loader per page and status: every user asking for the same page of their
+        accounts shares two queries."""
+        if (page, status) not in self._owned:
+
+            async def load(owner_ids: Sequence[UserId]) -> list[Page[Account]]:
+                found = await self._accounts.accounts_of_owners(
+                    actor=await self._actor(), owner_ids=owner_ids, status=status, page=page
+                )
+                return [found[key] for key in owner_ids]
+
+            self._owned[page, status] = DataLoader(load)
+        return self._owned[page, status]
 
     async def _load_users(self, user_ids: Sequence[UserId]) -> list[User | None]:
         found = await self._users.users(actor=await self._actor(), user_ids=user_ids)

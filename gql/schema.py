@@ -18,7 +18,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -27,6 +26,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gql import errors
+from gql.cost import QueryCost
 from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
@@ -34,6 +34,7 @@ from gql.scalars import SCALARS
 from gql.settings import Settings
 from gql.subscriptions import Subscription
 from gql.types import Account, LedgerEntry, Transaction, User
+from gql.validation import ExecutorWithoutSuggestions, Validation, validator
 
 logger = logging.getLogger("bankql.errors")
 INTERNAL_ERROR = "Internal server error"
@@ -47,10 +48,16 @@ class Limits:
     max_depth: int
     max_aliases: int
     max_tokens: int
+    max_cost: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.max_query_depth, settings.max_aliases, settings.max_tokens)
+        return cls(
+            settings.max_query_depth,
+            settings.max_aliases,
+            settings.max_tokens,
+            settings.max_query_cost,
+        )
 
 
 # What Strawberry raises for a request it cannot run; over WebSocket it arrives as an error.
@@ -150,18 +157,22 @@ def build_schema(
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    # Validating a document otherwise costs more than running it; the caches are bounded.
+    # Without introspection the schema is private, and errors suggest none of its names.
+    validate = validator(
+        hide_suggestions=not introspection, cache_size=CACHE_SIZE if caches else None
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
         MaskUnexpectedErrors,
         RecordOperation,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        # In this order: the rules are added, the document validated, then its cost checked.
         lambda: AddValidationRules(rules),
+        lambda: Validation(validate),
+        lambda: QueryCost(max_cost=limits.max_cost),
     ]
     if caches:
-        # Validating a document otherwise costs more than running it; the caches are bounded.
-        extensions += [
-            lambda: ParserCache(maxsize=CACHE_SIZE),
-            lambda: ValidationCache(maxsize=CACHE_SIZE),
-        ]
+        extensions.append(lambda: ParserCache(maxsize=CACHE_SIZE))
     return BankSchema(
         query=Query,
         mutation=Mutation,
@@ -169,6 +180,7 @@ def build_schema(
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=extensions,
+        execution_context_class=None if introspection else ExecutorWithoutSuggestions,
     )
 
 

@@ -17,6 +17,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
 DEFAULT_SUBSCRIPTION_POLL_MS = 250
+DEFAULT_MAX_QUERY_COST = 5000
 
 logger = logging.getLogger("bankql")
 
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=15, ge=0)
     max_tokens: int = Field(default=2000, ge=10)
+    # Most an operation may cost, as gql/cost.py counts: database reads times page sizes.
+    max_query_cost: int = Field(default=DEFAULT_MAX_QUERY_COST, ge=1, le=100_000_000)
     # How often a subscription looks for newly committed statement lines, and how many
     # subscriptions one WebSocket connection may hold at once.
     subscription_poll_ms: int = Field(default=DEFAULT_SUBSCRIPTION_POLL_MS, ge=10, le=60_000)

@@ -10,7 +10,7 @@ import strawberry
 
 from domain import ledger, model
 from domain.money import Money as DomainMoney
-from domain.ports import AuditReport
+from domain.ports import AuditReport, Page
 from gql.auth import TokenCodec
 from gql.context import Context
 from gql.ids import page_request, to_cursor, to_global_id
@@ -82,7 +82,8 @@ class User(Node):
         after: str | None = None,
         status: model.AccountStatus | None = None,
     ) -> AccountConnection:
-        return await AccountConnection.listed(info, first, after, status, owner_id=self.key)
+        loader = info.context.loaders.owned_accounts(page_request(first, after), status)
+        return AccountConnection.of(await loader.load(self.key))
 
 
 @strawberry.type
@@ -154,27 +155,23 @@ class AccountConnection:
         first: int | None,
         after: str | None,
         status: model.AccountStatus | None,
-        owner_id: model.UserId | None = None,
     ) -> Self:
-        """A page of the accounts the viewer may list (one owner's, when given)."""
+        """A page of the accounts the viewer may list."""
         page = page_request(first, after)
         actor = await info.context.actor()
-        service = info.context.accounts
-        found = await service.accounts(actor=actor, status=status, page=page, owner_id=owner_id)
-        return cls.of(found.items, found.has_next, found.has_previous, found.total or 0)
+        return cls.of(await info.context.accounts.accounts(actor=actor, status=status, page=page))
 
     @classmethod
-    def of(
-        cls, accounts: list[model.Account], has_next: bool, has_previous: bool, total: int
-    ) -> Self:
+    def of(cls, found: Page[model.Account]) -> Self:
+        accounts = found.items
         return cls(
             edges=[
                 AccountEdge(cursor=to_cursor(a.id), node=Account.from_domain(a)) for a in accounts
             ],
             page_info=PageInfo.of(
-                [a.id for a in accounts], has_next=has_next, has_previous=has_previous
+                [a.id for a in accounts], has_next=found.has_next, has_previous=found.has_previous
             ),
-            total_count=total,
+            total_count=found.total or 0,
         )
 
 

@@ -71,6 +71,16 @@ class SqlUserRepository:
         return None
 
 
+def _customer(owner_id: UserId | None, status: AccountStatus | None) -> list[Any]:
+    """The conditions that pick customer accounts, of one owner and in one status if given."""
+    conditions: list[Any] = [AccountRow.kind == CUSTOMER]
+    if owner_id is not None:
+        conditions.append(AccountRow.owner_id == owner_id)
+    if status is not None:
+        conditions.append(AccountRow.status == status.value)
+    return conditions
+
+
 class SqlAccountRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -148,12 +158,42 @@ class SqlAccountRepository:
         await self._session.flush()
 
     def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
-        query = select(AccountRow).where(AccountRow.kind == CUSTOMER)
-        if owner_id is not None:
-            query = query.where(AccountRow.owner_id == owner_id)
-        if status is not None:
-            query = query.where(AccountRow.status == status.value)
-        return query
+        return select(AccountRow).where(*_customer(owner_id, status))
+
+    async def list_by_owners(
+        self, owner_ids: Sequence[UserId], *, status: AccountStatus | None, page: PageRequest
+    ) -> dict[UserId, list[Account]]:
+        """Each owner's page in one statement: a keyset LIMIT query per owner, UNION ALL."""
+        if not owner_ids:
+            return {}
+        pages = []
+        for owner_id in sorted(set(owner_ids)):
+            one = select(col(AccountRow.id)).where(*_customer(owner_id, status))
+            if page.after is not None:
+                one = one.where(col(AccountRow.id) > page.after)
+            limited = one.order_by(col(AccountRow.id)).limit(page.first + 1).subquery()
+            pages.append(sa_select(limited))
+        wanted = union_all(*pages).subquery()
+        query = (
+            select(AccountRow)
+            .join(wanted, wanted.c.id == col(AccountRow.id))
+            .order_by(col(AccountRow.id))
+        )
+        found: dict[UserId, list[Account]] = {owner_id: [] for owner_id in owner_ids}
+        for account in map(to_account, (await self._session.exec(query)).all()):
+            found[account.owner_id].append(account)
+        return found
+
+    async def count_by_owners(
+        self, owner_ids: Sequence[UserId], *, status: AccountStatus | None
+    ) -> dict[UserId, int]:
+        query = (
+            select(col(AccountRow.owner_id), func.count())
+            .where(*_customer(None, status), col(AccountRow.owner_id).in_(set(owner_ids)))
+            .group_by(col(AccountRow.owner_id))
+        )
+        rows = (await self._session.exec(query)).all()
+        return {UserId(owner): int(total) for owner, total in rows if owner is not None}
 
     async def list(
         self, *, owner_id: UserId | None, status: AccountStatus | None, page: PageRequest

@@ -138,6 +138,18 @@ class FakeAccountRepository:
     async def count(self, *, owner_id: UserId | None, status: AccountStatus | None) -> int:
         return len(self._listed(owner_id, status))
 
+    async def list_by_owners(
+        self, owner_ids: Sequence[UserId], *, status: AccountStatus | None, page: PageRequest
+    ) -> dict[UserId, list[Account]]:
+        return {
+            owner: await self.list(owner_id=owner, status=status, page=page) for owner in owner_ids
+        }
+
+    async def count_by_owners(
+        self, owner_ids: Sequence[UserId], *, status: AccountStatus | None
+    ) -> dict[UserId, int]:
+        return {owner: await self.count(owner_id=owner, status=status) for owner in owner_ids}
+
 
 class FakeTransactionRepository:
     def __init__(self, store: FakeStore) -> None:

@@ -118,6 +118,28 @@ class AccountService:
             total = await uow.accounts.count(owner_id=owner, status=status)
         return replace(_page(items, page), total=total)
 
+    async def accounts_of_owners(
+        self,
+        *,
+        actor: Actor,
+        owner_ids: Sequence[UserId],
+        status: AccountStatus | None,
+        page: PageRequest,
+    ) -> dict[UserId, Page[Account]]:
+        """The same page of several owners' accounts oldest first, with their totals, in two
+        queries; an owner whose accounts the actor may not list gets an empty page."""
+        listed = [owner for owner in owner_ids if _may_list(actor, owner)]
+        items: dict[UserId, list[Account]] = {}
+        totals: dict[UserId, int] = {}
+        if listed:
+            async with self._uow(read_only=True) as uow:
+                items = await uow.accounts.list_by_owners(listed, status=status, page=page)
+                totals = await uow.accounts.count_by_owners(listed, status=status)
+        return {
+            owner: replace(_page(items.get(owner, []), page), total=totals.get(owner, 0))
+            for owner in owner_ids
+        }
+
     async def statements(
         self, *, actor: Actor, account_ids: Sequence[AccountId], page: PageRequest
     ) -> dict[AccountId, Page[Entry]]:

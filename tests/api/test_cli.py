@@ -37,7 +37,7 @@ def test_serve_migrates_an_empty_database_and_answers_graphql(served):
         "{ ... on AccountPayload { account { balance { amount } } } } }",
         token,
     )
-    assert opened == {"data": {"openAccount": {"account": {"balance": {"amount": "2.50"}}}}}
+    assert opened["data"] == {"openAccount": {"account": {"balance": {"amount": "2.50"}}}}
 
 
 def test_serve_refuses_to_start_without_a_secret_key_outside_development(tmp_path):

@@ -24,6 +24,16 @@ STATEMENT = """query($id: ID!) {
   }
 }"""
 
+OWNERS_WITH_THEIR_ACCOUNTS = """{
+  accounts(first: 100) {
+    edges { node {
+      owner { email accounts(first: 2) {
+        totalCount edges { node { id entries(first: 2) { edges { node { amount { amount } } } } } }
+      } }
+    } }
+  }
+}"""
+
 
 @contextmanager
 def counted(engine):
@@ -68,4 +78,25 @@ async def test_a_statement_page_with_its_transactions_costs_the_same_for_10_and_
     with counted(app.state.engine) as for_hundred:
         hundred = (await gql.data(STATEMENT, id=account["id"]))["account"]["entries"]["edges"]
     assert (len(ten), len(hundred)) == (10, 100)
+    assert len(for_ten) == len(for_hundred), (for_ten, for_hundred)
+
+
+async def open_customers(anonymous, numbers):
+    for number in numbers:
+        customer = await anonymous.signed_up(f"customer{number}@example.com")
+        await customer.open_account(initial_deposit="10")
+
+
+async def test_owners_with_their_accounts_cost_the_same_for_10_and_100_users(admin, anonymous, app):
+    await open_customers(anonymous, range(10))
+    with counted(app.state.engine) as for_ten:
+        ten = (await admin.data(OWNERS_WITH_THEIR_ACCOUNTS))["accounts"]["edges"]
+    await open_customers(anonymous, range(10, 100))
+    with counted(app.state.engine) as for_hundred:
+        hundred = (await admin.data(OWNERS_WITH_THEIR_ACCOUNTS))["accounts"]["edges"]
+    assert (len(ten), len(hundred)) == (10, 100)
+    owned = [edge["node"]["owner"]["accounts"] for edge in hundred]
+    assert all(accounts["totalCount"] == 1 for accounts in owned)
+    assert all(len(accounts["edges"][0]["node"]["entries"]["edges"]) == 1 for accounts in owned)
+    assert len({edge["node"]["owner"]["email"] for edge in hundred}) == 100
     assert len(for_ten) == len(for_hundred), (for_ten, for_hundred)

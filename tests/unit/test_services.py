@@ -212,6 +212,27 @@ async def test_listing_pages_through_own_accounts_and_admins_see_all(accounts):
     ).total == 0
 
 
+async def test_several_owners_accounts_come_a_page_each_and_only_where_the_actor_may_list(
+    accounts,
+):
+    alices = [
+        await accounts.open_account(actor=ALICE, name=f"A{i}", currency=EUR) for i in range(3)
+    ]
+    bobs = await accounts.open_account(actor=BOB, name="B", currency=EUR)
+    owners = [ALICE.user_id, BOB.user_id]
+    seen = await accounts.accounts_of_owners(
+        actor=ADMIN, owner_ids=owners, status=None, page=PageRequest(2)
+    )
+    assert [a.id for a in seen[ALICE.user_id].items] == [alices[0].id, alices[1].id]
+    assert seen[ALICE.user_id].has_next and seen[ALICE.user_id].total == 3
+    assert [a.id for a in seen[BOB.user_id].items] == [bobs.id] and seen[BOB.user_id].total == 1
+    as_bob = await accounts.accounts_of_owners(
+        actor=BOB, owner_ids=owners, status=None, page=PageRequest(2)
+    )
+    assert as_bob[ALICE.user_id].items == [] and as_bob[ALICE.user_id].total == 0
+    assert [a.id for a in as_bob[BOB.user_id].items] == [bobs.id]
+
+
 async def test_registration_normalises_the_email_and_refuses_a_second_account(uow):
     users = UserService(uow)
     user = await users.register(email=" Alice@Example.COM ", password="correct horse 1")

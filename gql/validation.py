@@ -1,0 +1,129 @@
+"""Validating documents: once per distinct document, never for longer than the document
+is large, and with no "Did you mean" when the schema is not public.
+
+With introspection off, a suggestion in an error ("Cannot query field 'ledgerAudi' on type
+'Query'. Did you mean 'ledgerAudit'?") would hand out the schema a field at a time, so
+graphql-core is asked to leave suggestions out both when it validates a document and when
+it coerces the variables of one it runs.
+
+The depth and alias limits walk every fragment each time it is spread, so a few hundred
+tokens of fragments that each spread the next one twice would keep them busy for ever.
+A document whose fragments spread into more selections than MAX_EXPANDED_SELECTIONS is
+refused first, after one walk that counts each fragment once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import lru_cache, partial
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    validate,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+Rules = tuple[type[ASTValidationRule], ...]
+Validate = Callable[[GraphQLSchema, DocumentNode, Rules], list[GraphQLError]]
+
+# The rules Strawberry adds to every validation for its own input types.
+_STRAWBERRY_RULES: Rules = (MaybeNullValidationRule, OneOfInputValidationRule)
+
+
+# Far above any document within the token limit that spreads each fragment a few times.
+MAX_EXPANDED_SELECTIONS = 10_000
+
+
+def expanded_selections(document: DocumentNode) -> int:
+    """How many selections the operations hold once every fragment spread is written out;
+    cycles and unknown fragments count nothing here (validation reports them)."""
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+
+    def size(selection_set: SelectionSetNode | None) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FragmentSpreadNode):
+                total += 1 + fragment(selection.name.value)
+            elif isinstance(selection, FieldNode | InlineFragmentNode):
+                total += 1 + size(selection.selection_set)
+        return total
+
+    def fragment(name: str) -> int:
+        if name not in sizes and name in fragments:
+            sizes[name] = 0  # while it is being counted: a cycle adds nothing
+            sizes[name] = size(fragments[name].selection_set)
+        return sizes.get(name, 0)
+
+    return sum(
+        size(definition.selection_set)
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+    )
+
+
+def _validate(
+    schema: GraphQLSchema, document: DocumentNode, rules: Rules, *, hide_suggestions: bool
+) -> list[GraphQLError]:
+    try:
+        too_large = expanded_selections(document) > MAX_EXPANDED_SELECTIONS
+    except RecursionError:  # fragments spread in a chain deeper than the interpreter goes
+        too_large = True
+    if too_large:
+        return [
+            GraphQLError(
+                f"This document's fragments spread into more than {MAX_EXPANDED_SELECTIONS} "
+                "selections: spread each fragment fewer times."
+            )
+        ]
+    return validate(
+        schema, document, (*rules, *_STRAWBERRY_RULES), hide_suggestions=hide_suggestions
+    )
+
+
+def validator(*, hide_suggestions: bool, cache_size: int | None) -> Validate:
+    """Validation for one schema; with a cache size, each distinct document validates once."""
+    run: Validate = partial(_validate, hide_suggestions=hide_suggestions)
+    return lru_cache(maxsize=cache_size)(run) if cache_size else run
+
+
+class Validation(SchemaExtension):
+    """Validates before the hooks of later extensions, which then see the errors found
+    (Strawberry skips its own validation once an extension has done it)."""
+
+    def __init__(self, run: Validate) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is not None:
+            context.pre_execution_errors = self.run(
+                context.schema._schema, context.graphql_document, context.validation_rules
+            )
+        yield
+
+
+class ExecutorWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
+    """Coerces variables without suggesting enum values or input fields in its errors."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().build(*args, **(kwargs | {"hide_suggestions": True}))
