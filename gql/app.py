@@ -168,6 +168,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         tokens,
         password_hashing(settings),
         settings.subscription_poll_ms,
+        settings.request_timeout_s,
     )
 
     async def readyz(_request: Request) -> JSONResponse:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.types import Message, Receive
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gql.problems import ClientProblem
 
@@ -81,3 +83,24 @@ async def within_deadline(
     except TimeoutError:
         return Ending.DISCONNECTED if watch.gone.is_set() else Ending.TIMED_OUT
     return Ending.DONE
+
+
+class BoundedExecution(StrawberryGraphQLCoreExecutionContext):
+    """Executes each operation, and each event of a subscription, within the deadline its
+    context gives; over the deadline it fails with a TIMEOUT error, which ends a
+    subscription's stream. An HTTP request's own deadline, set earlier, comes first."""
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        result = super().execute_operation(serially)
+        timeout_s = getattr(self.context_value, "operation_timeout_s", None)
+        if timeout_s is None or not self.is_awaitable(result):
+            return result
+
+        async def bounded() -> Any:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await result
+            except TimeoutError:
+                raise RequestTimeout(timeout_message(timeout_s)) from None
+
+        return bounded()

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gql import errors
+from gql.deadline import BoundedExecution
 from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
@@ -169,6 +170,8 @@ def build_schema(
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=extensions,
+        # Each operation, and each event of a subscription, within its deadline.
+        execution_context_class=BoundedExecution,
     )
 
 

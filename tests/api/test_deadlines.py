@@ -12,6 +12,8 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -20,11 +22,22 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from domain.model import Actor
+from domain.money import Currency, Money
+from domain.services import AccountService, EntryWatch, MovementService, UserService
 from gql.app import create_app
+from gql.auth import TokenCodec
+from gql.context import build_context
+from gql.ids import to_global_id
+from gql.schema import build_schema
 from persistence.database import make_engine
 from tests.api.graphql import OPEN, GraphQLClient
-from tests.conftest import settings_for
+from tests.api.subscriber import SUBSCRIBE
+from tests.conftest import TEST_SECRET_KEY, settings_for
+from tests.fakes import FakeTransactionRepository, FakeUnitOfWorkFactory
 from tests.servers import Server, environment
+
+EUR = Currency.of("EUR")
 
 TINY_TIMEOUT_S = 0.5
 # Far longer than any wait below: what ends the work there is the client leaving.
@@ -228,3 +241,96 @@ async def test_a_request_whose_client_leaves_stops_long_before_its_deadline(
             for edge in (await GraphQLClient(http, alice.token).data(ACCOUNTS))["accounts"]["edges"]
         ]
     assert names == ["Main"]
+
+
+class SubscribedStream:
+    """accountEntries run in process on in-memory storage, each event with a tiny deadline."""
+
+    def __init__(self) -> None:
+        self.storage = FakeUnitOfWorkFactory()
+        self.tokens = TokenCodec(TEST_SECRET_KEY, timedelta(hours=1))
+
+    async def start(self) -> Any:
+        user = await UserService(self.storage).register(
+            email="stream@example.com", password="long enough password"
+        )
+        self.actor = Actor(user.id, user.role)
+        self.account = await AccountService(self.storage).open_account(
+            actor=self.actor, name="Main", currency=EUR
+        )
+        context = build_context(
+            self.storage,
+            self.tokens,
+            self.tokens.verify(self.tokens.issue(user.id).token),
+            EntryWatch(self.storage, 0.01),
+            operation_timeout_s=TINY_TIMEOUT_S,
+        )
+        stream = await build_schema().subscribe(
+            SUBSCRIBE,
+            variable_values={"id": to_global_id("Account", self.account.id)},
+            context_value=context,
+        )
+        self.stream = stream
+        # Live once a first line comes through; deposits before it may go unseen, and every
+        # one after it is delivered, so their distinct amounts tell what is still to come.
+        next_result = asyncio.ensure_future(anext(stream))
+        made = 0
+        while not next_result.done():
+            made += 1
+            await self.deposit(made)
+            await asyncio.wait([next_result], timeout=0.1)
+        first = self.minor_units(next_result.result())
+        for expected in range(first + 1, made + 1):
+            assert self.minor_units(await self.next_answer()) == expected
+        return stream
+
+    @staticmethod
+    def minor_units(result: Any) -> int:
+        assert not result.errors, result
+        return round(Decimal(result.data["accountEntries"]["amount"]["amount"]) * 100)
+
+    async def deposit(self, minor_units: int = 1) -> None:
+        await MovementService(self.storage).deposit(
+            actor=self.actor, account_id=self.account.id, amount=Money(minor_units, EUR)
+        )
+
+    async def next_answer(self) -> Any:
+        return await asyncio.wait_for(anext(self.stream), GENEROUS_S)
+
+
+async def never_answer(*_args: Any, **_kwargs: Any) -> Any:
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize(
+    "slow_step",
+    [
+        # Reading the new lines, and then resolving their fields.
+        "entries_after",
+        "get_many",
+    ],
+)
+async def test_a_subscription_event_past_its_deadline_ends_the_stream_with_timeout(
+    monkeypatch, slow_step
+):
+    subscribed = SubscribedStream()
+    stream = await subscribed.start()
+    monkeypatch.setattr(FakeTransactionRepository, slow_step, never_answer)
+    await subscribed.deposit()
+    ended = await subscribed.next_answer()
+    assert [error.extensions["code"] for error in ended.errors] == ["TIMEOUT"]
+    with pytest.raises(StopAsyncIteration):
+        await subscribed.next_answer()
+    await stream.aclose()
+
+
+async def test_waiting_for_news_has_no_deadline(monkeypatch):
+    subscribed = SubscribedStream()
+    stream = await subscribed.start()
+    # Several deadlines pass with nothing new: the stream just goes on waiting.
+    quiet = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(TINY_TIMEOUT_S * 4)
+    assert not quiet.done()
+    await subscribed.deposit()
+    assert SubscribedStream.minor_units(await asyncio.wait_for(quiet, GENEROUS_S)) == 1
+    await stream.aclose()
