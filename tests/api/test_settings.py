@@ -91,6 +91,10 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_GRAPHIQL", "perhaps", "BANKQL_GRAPHIQL"),
         ("BANKQL_SUBSCRIPTION_POLL_MS", "0", "BANKQL_SUBSCRIPTION_POLL_MS"),
         ("BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", "0", "BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"),
+        ("BANKQL_REQUEST_TIMEOUT_S", "0", "BANKQL_REQUEST_TIMEOUT_S"),
+        ("BANKQL_REQUEST_TIMEOUT_S", "soon", "BANKQL_REQUEST_TIMEOUT_S"),
+        ("BANKQL_RECEIVE_TIMEOUT_S", "-1", "BANKQL_RECEIVE_TIMEOUT_S"),
+        ("BANKQL_MAX_CONNECTIONS", "0", "BANKQL_MAX_CONNECTIONS"),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):
