@@ -51,10 +51,10 @@ class BodyTooSlow(Exception):
         super().__init__(f"The request body did not arrive within {receive_timeout_s:g} s.")
 
 
-def _json_response(status: int, body: dict[str, Any], rid: str) -> list[Message]:
+def _json_response(status: int, body: dict[str, Any], rid: str, media: str = JSON) -> list[Message]:
     payload = json.dumps(body).encode()
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media.encode()),
         (b"content-length", str(len(payload)).encode()),
         (REQUEST_ID_HEADER.encode(), rid.encode()),
     ]
@@ -67,7 +67,8 @@ def _json_response(status: int, body: dict[str, Any], rid: str) -> list[Message]
 
 
 class RequestMiddleware:
-    """Pure ASGI, so that it sees every request, streams nothing twice and adds no task."""
+    """Pure ASGI, so that it sees every request and streams nothing twice; while the app
+    works, one task per request watches for its client leaving."""
 
     def __init__(
         self,
@@ -170,10 +171,8 @@ class RequestMiddleware:
             "message": timeout_message(self.request_timeout_s),
             "extensions": {"code": TIMEOUT, "requestId": rid},
         }
-        parts = _json_response(200, {"data": None, "errors": [error]}, rid)
         media = negotiate(headers.get("accept")) or JSON
-        parts[0]["headers"][0] = (b"content-type", media.encode())
-        for part in parts:
+        for part in _json_response(200, {"data": None, "errors": [error]}, rid, media):
             await send(part)
         return 200
 

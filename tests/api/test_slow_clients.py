@@ -6,6 +6,7 @@ These limits live in the HTTP layer, whatever the database, so one backend serve
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -53,14 +54,20 @@ def read_until_closed(connection: socket.socket) -> bytes:
 
 
 def answer(connection: socket.socket, request: bytes) -> bytes:
-    """The status line and headers of the server's answer to a whole request."""
+    """The server's whole answer to a whole request: its head and its body."""
     connection.sendall(request)
     received = b""
     while b"\r\n\r\n" not in received:
         chunk = connection.recv(65536)
         assert chunk, f"closed after {received!r}"
         received += chunk
-    return received
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    while length is not None and len(body) < int(length.group(1)):
+        chunk = connection.recv(65536)
+        assert chunk, f"closed after {received!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_connection_that_never_finishes_its_headers_is_closed(server):
@@ -78,7 +85,7 @@ def test_a_kept_alive_connection_must_send_its_next_headers_in_time_too(server):
         client.sendall(b"G")
         time.sleep(0.2)
         client.sendall(b"E")
-        assert read_until_closed(client).endswith(b'{"status":"ok"}')
+        assert read_until_closed(client) == b""
 
 
 def test_a_connection_that_does_not_finish_its_body_gets_408_and_is_closed(server):
