@@ -334,3 +334,20 @@ async def test_waiting_for_news_has_no_deadline(monkeypatch):
     await subscribed.deposit()
     assert SubscribedStream.minor_units(await asyncio.wait_for(quiet, GENEROUS_S)) == 1
     await stream.aclose()
+
+
+async def test_a_sqlite_statement_past_the_statement_timeout_is_interrupted(tmp_path):
+    # SQLite runs a statement on the driver's thread, out of reach of a cancelled task.
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'slow.db'}", statement_timeout_s=0.2)
+    endless = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000000)"
+        " SELECT count(*) FROM n"
+    )
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(Exception, match="interrupted"):
+                await connection.execute(text(endless))
+            # The connection goes on serving statements that finish in time.
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()
