@@ -6,6 +6,7 @@ These limits live in the HTTP layer, whatever the database, so one backend serve
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.api.subscriber import Subscriber
 from tests.servers import Server, environment
 
 RECEIVE_TIMEOUT_S = "0.5"
@@ -146,3 +148,11 @@ def test_connections_beyond_the_cap_get_503_until_one_closes(capped_server):
     assert refused_upgrade.startswith(b"HTTP/1.1 503")
     assert served is not None, "the server kept refusing after a connection closed"
     assert finished.startswith(b"HTTP/1.1 200")
+
+
+async def test_an_accepted_websocket_outlives_the_head_timeout(server):
+    async with Subscriber.connected(server) as subscriber:
+        # Several head timeouts pass: the connection is no longer waiting for a head.
+        await asyncio.sleep(float(RECEIVE_TIMEOUT_S) * 4)
+        await subscriber.send({"type": "ping"})
+        assert await subscriber.receive() == {"type": "pong"}
