@@ -138,7 +138,7 @@ class GraphQLView(GraphQL[Context, None]):
         finally:
             snapshot = getattr(request.state, "read_snapshot", None)
             if snapshot is not None:
-                await snapshot.close()
+                await snapshot.end()
         await response(scope, receive, send)
 
 
@@ -167,13 +167,15 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     """
     settings.check_database()
     tokens = TokenCodec(settings.signing_key(), timedelta(seconds=settings.token_ttl_seconds))
-    engine = make_engine(settings.database_url)
+    # No statement outlives the request that runs it; see gql/deadline.py.
+    engine = make_engine(settings.database_url, statement_timeout_s=settings.request_timeout_s)
     getter = context_getter or make_context_getter(
         make_session_factory(engine),
         tokens,
         password_hashing(settings),
         settings.subscription_poll_ms,
         money_limits(settings),
+        settings.request_timeout_s,
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -200,7 +202,12 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                RequestMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                request_timeout_s=settings.request_timeout_s,
+                receive_timeout_s=settings.receive_timeout_s,
+            ),
             # Tokens travel in the Authorization header, never in cookies: no credentials mode.
             Middleware(
                 CORSMiddleware,

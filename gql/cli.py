@@ -44,6 +44,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from gql.app import create_app
+    from gql.connections import bounded_protocol, max_concurrency
 
     app = create_app(settings)
     migrate(settings)
@@ -59,6 +60,10 @@ def serve(settings: Settings) -> None:
         server_header=False,
         # A WebSocket message is held to the same size as a request body.
         ws_max_size=settings.max_body_bytes,
+        # Request heads within the receive timeout; at most so many connections at once,
+        # a request on any more gets 503.
+        http=bounded_protocol(settings.receive_timeout_s),
+        limit_concurrency=max_concurrency(settings.max_connections),
     )
 
 

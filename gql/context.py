@@ -46,6 +46,8 @@ class Context:
     signed_in: SignedIn | None = None
     # What a WebSocket client sent in connection_init (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
+    # How long one operation, or one event of a subscription, may run; None: no bound.
+    operation_timeout_s: float | None = None
     _viewer: Actor | None = field(default=None, repr=False)
 
     @cached_property
@@ -93,6 +95,7 @@ def build_context(
     signed_in: SignedIn | None = None,
     entry_watch: EntryWatch | None = None,
     limits: MoneyLimits | None = None,
+    operation_timeout_s: float | None = None,
 ) -> Context:
     return Context(
         accounts=AccountService(uow, limits),
@@ -102,6 +105,7 @@ def build_context(
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
         signed_in=signed_in,
+        operation_timeout_s=operation_timeout_s,
     )
 
 
@@ -139,6 +143,7 @@ def make_context_getter(
     passwords: PasswordHashing,
     subscription_poll_ms: int,
     limits: MoneyLimits | None = None,
+    operation_timeout_s: float | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines."""
@@ -148,8 +153,9 @@ def make_context_getter(
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)
         if isinstance(request, WebSocket):
-            # A connection lives on; one snapshot for it would never see anything new.
-            return build_context(unit_of_work, tokens, viewer, watch, limits)
+            # A connection lives on; one snapshot for it would never see anything new. Its
+            # operations each get the deadline an HTTP request gets from the middleware.
+            return build_context(unit_of_work, tokens, viewer, watch, limits, operation_timeout_s)
         # All the reads of one request from one snapshot; the view closes it at the end.
         snapshot = ReadSnapshot(session_factory, passwords)
         request.state.read_snapshot = snapshot

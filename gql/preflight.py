@@ -92,10 +92,9 @@ async def check_database_url(raw: str) -> None:
         if problem := _sqlite_folder_problem(url):
             raise _refuse(problem)
         return
-    options = {}
     if "connect_timeout" not in url.query:
-        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    engine = make_engine(raw, **options)
+        url = url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
+    engine = make_engine(url.render_as_string(hide_password=False))
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

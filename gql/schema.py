@@ -27,6 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from gql import errors
 from gql.cost import QueryCost
+from gql.deadline import BoundedExecution
 from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
@@ -107,6 +108,10 @@ class RecordOperation(SchemaExtension):
             details["outcome"] = "ok"
 
 
+class QuietBoundedExecution(BoundedExecution, ExecutorWithoutSuggestions):
+    """Within its deadline, and coercing variables without suggesting the schema's names."""
+
+
 class BankSchema(strawberry.Schema):
     async def execute(
         self,
@@ -180,7 +185,9 @@ def build_schema(
         types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=extensions,
-        execution_context_class=None if introspection else ExecutorWithoutSuggestions,
+        # Each operation, and each event of a subscription, within its deadline; and with
+        # introspection off, no error suggests a name the schema has.
+        execution_context_class=BoundedExecution if introspection else QuietBoundedExecution,
     )
 
 

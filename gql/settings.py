@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     # minor units bound them.
     max_movement_amount: int | None = Field(default=None, ge=1, le=MAX_MINOR_UNITS)
     max_account_balance: int | None = Field(default=None, ge=1, le=MAX_MINOR_UNITS)
+    # How long the server works on one request (or one subscription event) before it stops
+    # the work and answers TIMEOUT; how long a client may take to send its headers or its
+    # body; and how many connections one process serves at once. Fractions are allowed.
+    request_timeout_s: float = Field(default=10, ge=0.05, le=3600)
+    receive_timeout_s: float = Field(default=10, ge=0.05, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     # Browser origins allowed to call the API, comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -10,6 +10,7 @@ import strawberry
 
 from domain import errors
 from domain.model import AccountId
+from gql.deadline import RequestTimeout, timeout_message
 from gql.ids import argument_key
 from gql.permissions import SIGNED_IN
 from gql.problems import NotFound, Unauthenticated
@@ -34,9 +35,14 @@ class Subscription:
         actor = await context.actor()
         # actor() found a viewer, so there is a sign-in; without one the stream would end.
         expires_at = context.signed_in.expires_at if context.signed_in else datetime.now(UTC)
+        timeout_s = context.operation_timeout_s
+        bound: asyncio.Timeout | None = None
         async with context.entry_watch.watching(key) as wait_for_news:
 
             async def wait() -> None:
+                # Waiting for news takes as long as it takes; reading it has a deadline.
+                if bound is not None:
+                    bound.reschedule(None)
                 # A connection outlives its token: the stream ends when the sign-in does.
                 left_s = (expires_at - datetime.now(UTC)).total_seconds()
                 try:
@@ -44,10 +50,17 @@ class Subscription:
                         await wait_for_news()
                 except TimeoutError:
                     raise Unauthenticated("Your sign-in has expired: sign in again.") from None
+                if bound is not None and timeout_s is not None:
+                    bound.reschedule(asyncio.get_running_loop().time() + timeout_s)
 
             entries = context.accounts.new_entries(actor=actor, account_id=key, wait=wait)
             try:
-                async for entry in entries:
+                while True:
+                    try:
+                        async with asyncio.timeout(timeout_s) as bound:
+                            entry = await anext(entries)
+                    except TimeoutError:
+                        raise RequestTimeout(timeout_message(timeout_s or 0)) from None
                     # A connection lives long: each line's fields are loaded afresh.
                     context.forget_loaded()
                     yield LedgerEntry.from_domain(entry)

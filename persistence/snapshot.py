@@ -28,7 +28,7 @@ class ReadSnapshot:
 
     They take turns on it, since a session runs one statement at a time. A write through the
     same request ends the snapshot first, so what the request reads afterwards includes its
-    own write. close() ends it at the end of the request.
+    own write. end() ends it at the end of the request.
     """
 
     def __init__(
@@ -39,11 +39,22 @@ class ReadSnapshot:
         self._turn = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
         self._session: AsyncSession | None = None
+        self._ended = False
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         if read_only:
             return _SnapshotRead(self)
         return _WriteAfterSnapshot(self, self._session_factory, self.passwords)
+
+    async def end(self) -> None:
+        """Close the snapshot for good. A read still running belongs to a request that
+        stopped early (its deadline passed, or its client left): it is cancelled, and reads
+        still waiting for their turn do not start."""
+        self._ended = True
+        holder = self._holder
+        if holder is not None and holder is not asyncio.current_task():
+            holder.cancel()
+        await self.close()
 
     async def close(self) -> None:
         async with self._turn:
@@ -59,6 +70,8 @@ class ReadSnapshot:
         await self._turn.acquire()
         self._holder = asyncio.current_task()
         try:
+            if self._ended:
+                raise RuntimeError("the request has ended")
             if self._session is None:
                 session = self._session_factory()
                 dialect = session.bind.dialect.name if session.bind is not None else ""

@@ -95,6 +95,10 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_MAX_MOVEMENT_AMOUNT", "0", "BANKQL_MAX_MOVEMENT_AMOUNT"),
         ("BANKQL_MAX_MOVEMENT_AMOUNT", "12.50", "BANKQL_MAX_MOVEMENT_AMOUNT"),
         ("BANKQL_MAX_ACCOUNT_BALANCE", "9223372036854775808", "BANKQL_MAX_ACCOUNT_BALANCE"),
+        ("BANKQL_REQUEST_TIMEOUT_S", "0", "BANKQL_REQUEST_TIMEOUT_S"),
+        ("BANKQL_REQUEST_TIMEOUT_S", "soon", "BANKQL_REQUEST_TIMEOUT_S"),
+        ("BANKQL_RECEIVE_TIMEOUT_S", "-1", "BANKQL_RECEIVE_TIMEOUT_S"),
+        ("BANKQL_MAX_CONNECTIONS", "0", "BANKQL_MAX_CONNECTIONS"),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):

@@ -2,7 +2,9 @@
 
 import asyncio
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from domain.model import Actor
 from domain.money import Currency, Money
@@ -67,3 +69,44 @@ async def test_concurrent_reads_take_turns_and_a_nested_read_is_refused(uow_fact
             async with request(read_only=True):
                 pass
     await snapshot.close()
+
+
+async def test_ending_the_request_cancels_its_running_read_and_refuses_the_next(
+    uow_factory, snapshot, database_url
+):
+    actor, account = await opened(uow_factory)
+    request = snapshot.unit_of_work
+    if make_url(database_url).get_backend_name() == "sqlite":
+        pytest.skip("a SQLite read never waits: it reads its snapshot beside any writer")
+    # A read left running by a request that stopped early, say a batched load still waiting
+    # on a table the test has locked.
+    libpq = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(libpq.render_as_string(hide_password=False)) as holder:
+        holder.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        orphan = asyncio.create_task(balance(request, actor, account))
+        for _ in range(600):
+            if holder.execute(
+                "SELECT 1 FROM pg_locks WHERE relation = 'accounts'::regclass AND NOT granted"
+            ).fetchall():
+                break
+            await asyncio.sleep(0.05)
+        # Without the cancel, ending would wait for the read, which waits for the lock.
+        await asyncio.wait_for(snapshot.end(), 30)
+        waiting = holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'accounts'::regclass AND NOT granted"
+        ).fetchone()
+        holder.rollback()
+    with pytest.raises(asyncio.CancelledError):
+        await orphan
+    assert waiting == (0,)
+    with pytest.raises(RuntimeError, match="the request has ended"):
+        await balance(request, actor, account)
+
+
+async def test_a_read_after_the_request_ended_is_refused(uow_factory, snapshot):
+    actor, account = await opened(uow_factory)
+    request = snapshot.unit_of_work
+    assert await balance(request, actor, account) == 100
+    await snapshot.end()
+    with pytest.raises(RuntimeError, match="the request has ended"):
+        await balance(request, actor, account)
