@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from domain.model import Actor
-from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.ports import PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from domain.services import (
     AccountService,
     AuditService,
@@ -22,6 +22,7 @@ from domain.services import (
     MovementService,
     UserService,
 )
+from domain.throttle import SignInThrottle
 from gql.auth import SignedIn, TokenCodec, bearer_token
 from gql.loaders import Loaders
 from gql.problems import Unauthenticated
@@ -91,11 +92,14 @@ def build_context(
     tokens: TokenCodec,
     signed_in: SignedIn | None = None,
     entry_watch: EntryWatch | None = None,
+    *,
+    passwords: PasswordHasher | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Context:
     return Context(
         accounts=AccountService(uow),
         movements=MovementService(uow),
-        users=UserService(uow),
+        users=UserService(uow, passwords or PasswordHashing(), throttle),
         audit=AuditService(uow),
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
@@ -104,18 +108,26 @@ def build_context(
 
 
 def password_hashing(settings: Settings) -> PasswordHashing:
+    """The process's one hasher: its bound on concurrent hashes holds for every request."""
     return PasswordHashing(
         time_cost=settings.password_time_cost,
         memory_cost_kib=settings.password_memory_kib,
         parallelism=settings.password_parallelism,
+        max_concurrent=settings.max_concurrent_hashes,
+        wait_s=settings.hash_wait_ms / 1000,
     )
 
 
-def sql_unit_of_work(
-    session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
-) -> UnitOfWorkFactory:
+def sign_in_throttle(settings: Settings) -> SignInThrottle:
+    return SignInThrottle(
+        free_failures=settings.sign_in_free_failures,
+        max_delay=timedelta(seconds=settings.sign_in_max_delay_seconds),
+    )
+
+
+def sql_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
     def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
-        return SqlUnitOfWork(session_factory, passwords, read_only=read_only)
+        return SqlUnitOfWork(session_factory, read_only=read_only)
 
     return unit_of_work
 
@@ -128,22 +140,28 @@ def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> SignedIn | None
 def make_context_getter(
     session_factory: async_sessionmaker[AsyncSession],
     tokens: TokenCodec,
-    passwords: PasswordHashing,
+    passwords: PasswordHasher,
     subscription_poll_ms: int,
+    throttle: SignInThrottle | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
-    services on this database, and all share one watch for new statement lines."""
-    unit_of_work = sql_unit_of_work(session_factory, passwords)
+    services on this database, and all share one watch for new statement lines and one
+    password hasher."""
+    unit_of_work = sql_unit_of_work(session_factory)
     watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)
         if isinstance(request, WebSocket):
             # A connection lives on; one snapshot for it would never see anything new.
-            return build_context(unit_of_work, tokens, viewer, watch)
+            return build_context(
+                unit_of_work, tokens, viewer, watch, passwords=passwords, throttle=throttle
+            )
         # All the reads of one request from one snapshot; the view closes it at the end.
-        snapshot = ReadSnapshot(session_factory, passwords)
+        snapshot = ReadSnapshot(session_factory)
         request.state.read_snapshot = snapshot
-        return build_context(snapshot.unit_of_work, tokens, viewer, watch)
+        return build_context(
+            snapshot.unit_of_work, tokens, viewer, watch, passwords=passwords, throttle=throttle
+        )
 
     return get_context

@@ -18,5 +18,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def uow_factory(engine: AsyncEngine):
     sessions = make_session_factory(engine)
-    cheap = PasswordHashing(time_cost=1, memory_cost_kib=64, parallelism=1)
-    return lambda read_only=False: SqlUnitOfWork(sessions, cheap, read_only=read_only)
+    return lambda read_only=False: SqlUnitOfWork(sessions, read_only=read_only)
+
+
+@pytest.fixture
+def passwords() -> PasswordHashing:
+    return PasswordHashing(time_cost=1, memory_cost_kib=64, parallelism=1)
