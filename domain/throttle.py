@@ -25,7 +25,8 @@ class SignInThrottle:
     free_failures: int = 5
     first_delay: timedelta = timedelta(seconds=1)
     max_delay: timedelta = timedelta(seconds=60)
-    # Failures this long after the last one are forgotten (and their rows pruned).
+    # Failures are forgotten (their rows pruned) this long after the last one; it is longer
+    # than any delay, so a wait never outlives the failures it comes from.
     forget_after: timedelta = timedelta(hours=1)
 
     def delay(self, failures: int) -> timedelta:
@@ -33,15 +34,12 @@ class SignInThrottle:
         beyond = failures - self.free_failures
         if beyond < 0:
             return timedelta(0)
-        # Doubling stops at the cap; the exponent is bounded so that it never overflows.
-        doublings = min(beyond, 64)
-        delay: timedelta = min(self.first_delay * 2**doublings, self.max_delay)
-        return delay
+        # In float seconds, which do not overflow where a timedelta would; then capped.
+        seconds = self.first_delay.total_seconds() * 2.0 ** min(beyond, 1000)
+        return min(timedelta(seconds=min(seconds, 1e9)), self.max_delay)
 
     def wait(self, failures: SignInFailures, now: datetime) -> timedelta:
         """How much longer the next attempt must wait: zero when it may go ahead."""
         if failures.count == 0 or failures.last_failed_at is None:
-            return timedelta(0)
-        if now - failures.last_failed_at >= self.forget_after:
             return timedelta(0)
         return max(timedelta(0), failures.last_failed_at + self.delay(failures.count) - now)
