@@ -113,7 +113,7 @@ def password_hashing(settings: Settings) -> PasswordHashing:
         time_cost=settings.password_time_cost,
         memory_cost_kib=settings.password_memory_kib,
         parallelism=settings.password_parallelism,
-        max_concurrent=settings.max_concurrent_hashes,
+        max_concurrent=settings.hash_concurrency,
         wait_s=settings.hash_wait_ms / 1000,
     )
 

@@ -42,9 +42,9 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
     password_parallelism: int = Field(default=4, ge=1)
-    # Hashes one process runs at once (each takes a core), and how long a sign-in waits
-    # for a turn before it is refused as RATE_LIMITED.
-    max_concurrent_hashes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    # Hashes one process runs at once (each takes a core; unset: the number of CPUs), and
+    # how long a sign-in waits for a turn before it is refused as RATE_LIMITED.
+    max_concurrent_hashes: int | None = Field(default=None, ge=1, le=256)
     hash_wait_ms: int = Field(default=2000, ge=0, le=30_000)
     # Failed sign-ins to one email address before each further attempt waits, and the
     # longest wait; at least 60 s, so that no address allows 100 guesses an hour.
@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     def graphiql_enabled(self) -> bool:
         """GraphiQL is served in development, and in production only when asked for."""
         return self.graphiql if self.graphiql is not None else self.development
+
+    @property
+    def hash_concurrency(self) -> int:
+        return self.max_concurrent_hashes or os.cpu_count() or 1
 
     @property
     def introspection_enabled(self) -> bool:
