@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, Self, TypeVar
@@ -65,10 +66,11 @@ class Credentials:
 class PasswordHasher(Protocol):
     """Slow on purpose, so it runs outside every unit of work: no connection waits on it.
 
-    Both methods raise HashingBusy when the process runs as many hashes as it may and
-    none finishes soon enough.
+    A process hashes a bounded number of passwords at once: hash() and verify() belong
+    inside a turn(), which waits briefly for one and raises HashingBusy if none comes.
     """
 
+    def turn(self) -> AbstractAsyncContextManager[None]: ...
     async def hash(self, password: str) -> str: ...
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """True when the password matches; as slow for a missing hash as for a wrong one."""
@@ -97,10 +99,6 @@ class SignInFailureRepository(Protocol):
 
     async def count_failure(self, email: str, at: datetime) -> None:
         """One more failure, the last one at `at`."""
-        ...
-
-    async def forgive_failure(self, email: str) -> None:
-        """One failure fewer: an attempt counted in advance that never checked a password."""
         ...
 
     async def clear(self, email: str) -> None: ...

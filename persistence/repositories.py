@@ -79,13 +79,6 @@ class SqlSignInFailureRepository:
             .values(failures=col(SignInFailureRow.failures) + 1, last_failed_at=at)
         )
 
-    async def forgive_failure(self, email: str) -> None:
-        await self._session.exec(
-            update(SignInFailureRow)
-            .where(col(SignInFailureRow.email) == email, col(SignInFailureRow.failures) > 0)
-            .values(failures=col(SignInFailureRow.failures) - 1)
-        )
-
     async def clear(self, email: str) -> None:
         await self._session.exec(
             delete(SignInFailureRow).where(col(SignInFailureRow.email) == email)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Self
@@ -70,11 +71,6 @@ class FakeSignInFailureRepository:
         count = (await self.lock(email)).count
         self.store.sign_in_failures[email] = SignInFailures(email, count + 1, at)
 
-    async def forgive_failure(self, email: str) -> None:
-        failures = await self.lock(email)
-        if failures.count:
-            self.store.sign_in_failures[email] = replace(failures, count=failures.count - 1)
-
     async def clear(self, email: str) -> None:
         self.store.sign_in_failures.pop(email, None)
 
@@ -91,6 +87,10 @@ class FakePasswordHasher:
 
     def __init__(self) -> None:
         self.checked: list[str] = []
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        yield
 
     async def hash(self, password: str) -> str:
         return f"hashed:{password}"

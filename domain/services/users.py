@@ -9,7 +9,6 @@ from domain import values
 from domain.errors import (
     DuplicateRequest,
     EmailAlreadyRegistered,
-    HashingBusy,
     InvalidCredentials,
     InvalidInput,
     SignInThrottled,
@@ -44,7 +43,8 @@ class UserService:
         """Create a user; the email is unique whatever its case, also under a race."""
         address = values.at("email", values.email, email)
         secret = values.at("password", values.password, password)
-        password_hash = await self._passwords.hash(secret)
+        async with self._passwords.turn():
+            password_hash = await self._passwords.hash(secret)
         try:
             async with self._uow() as uow:
                 user = await uow.users.add(email=address, role=role, password_hash=password_hash)
@@ -57,19 +57,18 @@ class UserService:
         """The user whose password this is; the same refusal whether or not the email exists.
 
         Each attempt counts as a failure until its password proves right, so that attempts
-        arriving together on one address cannot all slip past the delay.
+        arriving together on one address cannot all slip past the delay. The attempt takes
+        its hashing turn first: one refused for a busy server costs the database nothing,
+        and sign-ins never use more connections at once than there are turns.
         """
         address = values.at("email", values.email, email)
         if not password:
             raise InvalidInput("password", "Enter your password.")
-        credentials = await retrying(lambda: self._begin_attempt(address))
-        try:
+        async with self._passwords.turn():
+            credentials = await retrying(lambda: self._begin_attempt(address))
             matches = await self._passwords.verify(
                 credentials.password_hash if credentials else None, password
             )
-        except HashingBusy:
-            await retrying(lambda: self._forgive(address))
-            raise
         if not matches or credentials is None:
             raise InvalidCredentials()
         await retrying(lambda: self._forget_failures(address))
@@ -88,11 +87,6 @@ class UserService:
             credentials = await uow.users.credentials(address)
             await uow.commit()
         return credentials
-
-    async def _forgive(self, address: str) -> None:
-        async with self._uow() as uow:
-            await uow.sign_in_failures.forgive_failure(address)
-            await uow.commit()
 
     async def _forget_failures(self, address: str) -> None:
         async with self._uow() as uow:

@@ -30,3 +30,8 @@ def test_the_subscription_benchmark_prints_delivery_times():
         "-m", "benchmarks.subscriptions", "--subscribers", "20", "--deposits", "4", "--sqlite"
     )
     assert "subscribers: 20 on 2 connections" in output and "line received: p50" in output
+
+
+def test_the_sign_in_benchmark_prints_reads_alone_and_under_sign_ins():
+    output = run("-m", "benchmarks.sign_in", "--attackers", "2", "--reads", "5", "--sqlite")
+    assert "reads alone:" in output and "reads under 2 sign-in clients:" in output

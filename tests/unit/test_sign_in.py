@@ -1,5 +1,7 @@
 """Registration and sign-in: passwords checked outside every unit of work, failures throttled."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,8 +47,10 @@ class WatchingHasher(FakePasswordHasher):
 
 
 class BusyHasher(FakePasswordHasher):
-    async def verify(self, password_hash: str | None, password: str) -> bool:
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
         raise HashingBusy(2)
+        yield
 
 
 @pytest.fixture
@@ -149,9 +153,11 @@ async def test_failures_older_than_the_window_are_pruned(users, clock, uow):
     assert set(uow.store.sign_in_failures) == {"new@example.com"}
 
 
-async def test_an_attempt_refused_for_a_busy_hasher_is_not_counted(uow, clock):
+async def test_an_attempt_refused_for_a_busy_hasher_costs_the_database_nothing(uow, clock):
     users = UserService(uow, BusyHasher(), SignInThrottle(free_failures=1), clock)
     for _ in range(3):
         with pytest.raises(HashingBusy):
             await users.sign_in(email="a@example.com", password=WRONG)
-    assert uow.store.sign_in_failures["a@example.com"].count == 0
+    with pytest.raises(HashingBusy):
+        await users.register(email="b@example.com", password=PASSWORD)
+    assert uow.made == []
