@@ -21,6 +21,7 @@ from domain.errors import HashingBusy
 T = TypeVar("T")
 # How much less CPU priority a hashing thread has than the event loop's (a nice increment).
 HASHING_NICENESS = 10
+LOWEST_PRIORITY = 19
 
 
 def _yield_to_the_event_loop() -> None:
@@ -28,7 +29,9 @@ def _yield_to_the_event_loop() -> None:
     a busy core serves requests first: hashes wait, queries do not. Linux sets priorities
     per thread; elsewhere the call would slow the whole process, so it is left out."""
     if sys.platform == "linux":
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, LOWEST_PRIORITY))
 
 
 class PasswordHashing:
