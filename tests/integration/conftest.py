@@ -4,7 +4,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.database import make_engine, make_session_factory
-from persistence.passwords import PasswordHashing
 from persistence.unit_of_work import SqlUnitOfWork
 
 
@@ -19,8 +18,3 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 def uow_factory(engine: AsyncEngine):
     sessions = make_session_factory(engine)
     return lambda read_only=False: SqlUnitOfWork(sessions, read_only=read_only)
-
-
-@pytest.fixture
-def passwords() -> PasswordHashing:
-    return PasswordHashing(time_cost=1, memory_cost_kib=64, parallelism=1)
