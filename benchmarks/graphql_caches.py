@@ -49,8 +49,10 @@ async def main(requests: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
         await upgrade(engine)
-        uow = sql_unit_of_work(make_session_factory(engine), PasswordHashing(1, 64, 1))
-        user = await UserService(uow).register(email="bench@example.com", password="x" * 12)
+        uow = sql_unit_of_work(make_session_factory(engine))
+        user = await UserService(uow, PasswordHashing(1, 64, 1)).register(
+            email="bench@example.com", password="x" * 12
+        )
         tokens = TokenCodec("benchmark-key-" + "x" * 32, timedelta(hours=1))
 
         signed_in = tokens.verify(tokens.issue(user.id).token)

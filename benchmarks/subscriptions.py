@@ -30,7 +30,14 @@ POLL_MS = 250
 
 
 async def measure(url: str, subscribers: int, deposits: int) -> None:
-    env = environment(url, BANKQL_SUBSCRIPTION_POLL_MS=str(POLL_MS))
+    # One user holds every connection here, far more than a person would.
+    connections = str(subscribers // PER_CONNECTION + 1)
+    env = environment(
+        url,
+        BANKQL_SUBSCRIPTION_POLL_MS=str(POLL_MS),
+        BANKQL_MAX_WS_CONNECTIONS_PER_USER=connections,
+        BANKQL_MAX_WS_CONNECTIONS=str(max(1000, int(connections))),
+    )
     assert run("migrate", env=env).returncode == 0
     near, far = Server(env).start(), Server(env).start()
     latencies_s: list[float] = []

@@ -162,3 +162,26 @@ class DuplicateRequest(Exception):
 class TransientConflict(Exception):
     """The database gave up on a transaction to keep concurrent ones correct (a deadlock or a
     serialization failure, or a lock not had in time); running the use case again may succeed."""
+
+
+@dataclass
+class TryLater(DomainError):
+    """Refused for now, not for good: the same request may succeed after retry_after_s."""
+
+    retry_after_s: float
+
+
+@dataclass
+class SignInThrottled(TryLater):
+    """Too many recent failed sign-ins for this email address: the next one must wait."""
+
+    def __post_init__(self) -> None:
+        self.message = "Too many failed sign-ins for this email address: wait, then try again."
+
+
+@dataclass
+class HashingBusy(TryLater):
+    """Every password check this process may run at once is taken."""
+
+    def __post_init__(self) -> None:
+        self.message = "The server is busy signing others in: try again shortly."

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, Protocol, Self, TypeVar
 
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
 from domain.model import Account, AccountId, AccountStatus, FundingAccount, Role, User, UserId
 from domain.money import Currency
+from domain.throttle import SignInFailures
 
 T = TypeVar("T")
 
@@ -58,17 +61,55 @@ class AuditReport:
         )
 
 
-class UserRepository(Protocol):
-    """Users and their passwords; a password hash never leaves the implementation."""
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user and their stored password hash (None for a user who cannot sign in)."""
 
-    async def add(self, *, email: str, role: Role, password: str) -> User:
+    user: User
+    password_hash: str | None
+
+
+class PasswordHasher(Protocol):
+    """Slow on purpose, so it runs outside every unit of work: no connection waits on it.
+
+    A process hashes a bounded number of passwords at once: hash() and verify() belong
+    inside a turn(), which waits briefly for one and raises HashingBusy if none comes.
+    """
+
+    def turn(self) -> AbstractAsyncContextManager[None]: ...
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when the password matches; as slow for a missing hash as for a wrong one."""
+        ...
+
+
+class UserRepository(Protocol):
+    async def add(self, *, email: str, role: Role, password_hash: str) -> User:
         """Store a new user; the block ends in DuplicateRequest when the email is taken."""
         ...
 
     async def get(self, user_id: UserId) -> User | None: ...
     async def get_many(self, user_ids: Sequence[UserId]) -> list[User]: ...
-    async def authenticate(self, email: str, password: str) -> User | None:
-        """The user when the password is theirs; as slow for an unknown email as a known one."""
+    async def credentials(self, email: str) -> Credentials | None:
+        """The user with this (normalised) email and their password hash, if there is one."""
+        ...
+
+
+class SignInFailureRepository(Protocol):
+    """Failed sign-ins per email address, shared by every server process."""
+
+    async def lock(self, email: str) -> SignInFailures:
+        """The address's failures (count 0 when none), locked until the unit of work ends,
+        so that concurrent attempts on one address take turns."""
+        ...
+
+    async def count_failure(self, email: str, at: datetime) -> None:
+        """One more failure, the last one at `at`."""
+        ...
+
+    async def clear(self, email: str) -> None: ...
+    async def prune(self, last_failed_before: datetime) -> None:
+        """Forget every address whose last failure is older than this."""
         ...
 
 
@@ -153,6 +194,7 @@ class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
     transactions: TransactionRepository
+    sign_in_failures: SignInFailureRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None: ...

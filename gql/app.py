@@ -20,6 +20,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
@@ -30,6 +37,8 @@ from gql.context import (
     make_context_getter,
     money_limits,
     password_hashing,
+    sign_in_throttle,
+    viewer_of,
 )
 from gql.graphiql import GraphiQLAssets
 from gql.http import (
@@ -42,6 +51,16 @@ from gql.http import (
     unsupported_media_type,
 )
 from gql.middleware import RequestMiddleware
+from gql.rate_limits import (
+    PROCESS_CONNECTIONS_CLOSE,
+    USER_CONNECTIONS_CLOSE,
+    ConnectionLimits,
+    ConnectionRefused,
+    RateLimiter,
+    RequestLimits,
+    retry_after_of,
+    too_many_requests,
+)
 from gql.schema import Limits, build_schema
 from gql.settings import Settings
 from persistence.database import make_engine, make_session_factory
@@ -50,11 +69,49 @@ from persistence.migrate import current_revision, head_revision
 READINESS_TIMEOUT_S = 5
 
 
+class LimitedTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with the view's limits: connections per user, and the request
+    rate for each operation a connection starts."""
+
+    view: GraphQLView
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionRefused as refusal:
+            await self.websocket.close(code=refusal.code, reason=refusal.reason)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and message.get("id") not in self.operations:
+            signed_in = self.context.signed_in
+            address = getattr(getattr(self.websocket, "ws", None), "client", None)
+            refusal = self.view.limits.refusal(
+                signed_in.user_id if signed_in else None, address.host if address else None
+            )
+            if refusal is not None:
+                payload = [refusal.formatted]
+                await self.send_message({"id": message["id"], "type": "error", "payload": payload})
+                return
+        await super().handle_subscribe(message)
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            self.view.connections.release(self.context)
+
+
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with the context built by the composition root."""
 
+    graphql_transport_ws_handler_class = LimitedTransportWS
+
     def __init__(
-        self, context_getter: ContextGetter, settings: Settings, graphiql: GraphiQLAssets
+        self,
+        context_getter: ContextGetter,
+        settings: Settings,
+        graphiql: GraphiQLAssets,
+        tokens: TokenCodec,
     ) -> None:
         schema = build_schema(
             limits=Limits.from_settings(settings),
@@ -69,6 +126,17 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self._context_getter = context_getter
         self._graphiql = graphiql
+        self._tokens = tokens
+        self.limits = RequestLimits(
+            RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            RateLimiter(
+                settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst
+            ),
+        )
+        self.connections = ConnectionLimits(
+            per_user=settings.max_ws_connections_per_user,
+            per_process=settings.max_ws_connections,
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return self._graphiql.page()
@@ -80,6 +148,9 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         context.sign_in_from_connection_params()
+        signed_in = context.signed_in
+        if signed_in is not None and not self.connections.admit(signed_in.user_id, context):
+            raise ConnectionRefused(*USER_CONNECTIONS_CLOSE)
         return await super().on_ws_connect(context)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -94,9 +165,14 @@ class GraphQLView(GraphQL[Context, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)
-        if request.state.sub_response.media_type == GRAPHQL_RESPONSE and is_request_error(result):
+        sub_response = request.state.sub_response
+        if sub_response.media_type == GRAPHQL_RESPONSE and is_request_error(result):
             processed.pop("data", None)
-            request.state.sub_response.status_code = 400
+            sub_response.status_code = 400
+        retry_after = retry_after_of(result.errors)
+        if retry_after is not None:
+            sub_response.status_code = 429
+            sub_response.headers["Retry-After"] = str(retry_after)
         return processed
 
     def create_response(
@@ -109,6 +185,9 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -124,6 +203,8 @@ class GraphQLView(GraphQL[Context, None]):
             refusal = mutation_over_get(
                 request.query_params.get("query"), request.query_params.get("operationName")
             )
+        if refusal is None:
+            refusal = self._over_rate(request, media or JSON)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -140,6 +221,36 @@ class GraphQLView(GraphQL[Context, None]):
             if snapshot is not None:
                 await snapshot.end()
         await response(scope, receive, send)
+
+    def _over_rate(self, request: Request, media: str) -> Response | None:
+        signed_in = viewer_of(request, self._tokens)
+        address = request.client.host if request.client else None
+        refusal = self.limits.refusal(signed_in.user_id if signed_in else None, address)
+        return too_many_requests(refusal, media) if refusal is not None else None
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Counts the process's connections; past its limit, a new one is accepted only to
+        be closed at once with 1013 (try again later), which clients retry."""
+        if not self.connections.enter():
+            await _close_at_once(scope, receive, send, *PROCESS_CONNECTIONS_CLOSE)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.connections.leave()
+
+
+async def _close_at_once(
+    scope: Scope, receive: Receive, send: Send, code: int, reason: str
+) -> None:
+    """Accept a WebSocket (a close code only reaches the client after that) and close it."""
+    websocket = WebSocket(scope, receive, send)
+    offered = scope.get("subprotocols") or []
+    subprotocol = (
+        GRAPHQL_TRANSPORT_WS_PROTOCOL if GRAPHQL_TRANSPORT_WS_PROTOCOL in offered else None
+    )
+    await websocket.accept(subprotocol=subprotocol)
+    await websocket.close(code=code, reason=reason)
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -176,6 +287,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         settings.subscription_poll_ms,
         money_limits(settings),
         settings.request_timeout_s,
+        sign_in_throttle(settings),
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -190,7 +302,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         await engine.dispose()
 
     graphiql = GraphiQLAssets(settings.graphiql_assets)
-    view = GraphQLView(getter, settings, graphiql)
+    view = GraphQLView(getter, settings, graphiql, tokens)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -80,7 +80,7 @@ async def _create_admin(settings: Settings, email: str, password: str) -> str:
     engine = make_engine(settings.database_url)
     try:
         users = UserService(
-            sql_unit_of_work(make_session_factory(engine), password_hashing(settings))
+            sql_unit_of_work(make_session_factory(engine)), password_hashing(settings)
         )
         admin = await users.register(email=email, password=password, role=Role.ADMIN)
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from domain.limits import MoneyLimits
 from domain.model import Actor
-from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.ports import PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from domain.services import (
     AccountService,
     AuditService,
@@ -23,6 +23,7 @@ from domain.services import (
     MovementService,
     UserService,
 )
+from domain.throttle import SignInThrottle
 from gql.auth import SignedIn, TokenCodec, bearer_token
 from gql.loaders import Loaders
 from gql.problems import Unauthenticated
@@ -96,11 +97,14 @@ def build_context(
     entry_watch: EntryWatch | None = None,
     limits: MoneyLimits | None = None,
     operation_timeout_s: float | None = None,
+    *,
+    passwords: PasswordHasher | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Context:
     return Context(
         accounts=AccountService(uow, limits),
         movements=MovementService(uow, limits),
-        users=UserService(uow),
+        users=UserService(uow, passwords or PasswordHashing(), throttle),
         audit=AuditService(uow),
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
@@ -110,10 +114,13 @@ def build_context(
 
 
 def password_hashing(settings: Settings) -> PasswordHashing:
+    """The process's one hasher: its bound on concurrent hashes holds for every request."""
     return PasswordHashing(
         time_cost=settings.password_time_cost,
         memory_cost_kib=settings.password_memory_kib,
         parallelism=settings.password_parallelism,
+        max_concurrent=settings.hash_concurrency,
+        wait_s=settings.hash_wait_ms / 1000,
     )
 
 
@@ -123,11 +130,16 @@ def money_limits(settings: Settings) -> MoneyLimits:
     )
 
 
-def sql_unit_of_work(
-    session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
-) -> UnitOfWorkFactory:
+def sign_in_throttle(settings: Settings) -> SignInThrottle:
+    return SignInThrottle(
+        free_failures=settings.sign_in_free_failures,
+        max_delay=timedelta(seconds=settings.sign_in_max_delay_seconds),
+    )
+
+
+def sql_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
     def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
-        return SqlUnitOfWork(session_factory, passwords, read_only=read_only)
+        return SqlUnitOfWork(session_factory, read_only=read_only)
 
     return unit_of_work
 
@@ -140,14 +152,16 @@ def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> SignedIn | None
 def make_context_getter(
     session_factory: async_sessionmaker[AsyncSession],
     tokens: TokenCodec,
-    passwords: PasswordHashing,
+    passwords: PasswordHasher,
     subscription_poll_ms: int,
     limits: MoneyLimits | None = None,
     operation_timeout_s: float | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
-    services on this database, and all share one watch for new statement lines."""
-    unit_of_work = sql_unit_of_work(session_factory, passwords)
+    services on this database, and all share one watch for new statement lines and one
+    password hasher."""
+    unit_of_work = sql_unit_of_work(session_factory)
     watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
@@ -155,10 +169,27 @@ def make_context_getter(
         if isinstance(request, WebSocket):
             # A connection lives on; one snapshot for it would never see anything new. Its
             # operations each get the deadline an HTTP request gets from the middleware.
-            return build_context(unit_of_work, tokens, viewer, watch, limits, operation_timeout_s)
+            return build_context(
+                unit_of_work,
+                tokens,
+                viewer,
+                watch,
+                limits,
+                operation_timeout_s,
+                passwords=passwords,
+                throttle=throttle,
+            )
         # All the reads of one request from one snapshot; the view closes it at the end.
-        snapshot = ReadSnapshot(session_factory, passwords)
+        snapshot = ReadSnapshot(session_factory)
         request.state.read_snapshot = snapshot
-        return build_context(snapshot.unit_of_work, tokens, viewer, watch, limits)
+        return build_context(
+            snapshot.unit_of_work,
+            tokens,
+            viewer,
+            watch,
+            limits,
+            passwords=passwords,
+            throttle=throttle,
+        )
 
     return get_context

@@ -8,7 +8,7 @@ from typing import Annotated, Self
 import strawberry
 
 from domain import values
-from domain.errors import DomainError, InvalidInput
+from domain.errors import DomainError, InvalidInput, TryLater
 from domain.money import Currency, Money
 from domain.services import Movement
 from domain.values import at
@@ -29,7 +29,7 @@ from gql.inputs import (
     money,
 )
 from gql.permissions import SIGNED_IN
-from gql.problems import BadUserInput
+from gql.problems import BadUserInput, RateLimited
 from gql.types import Account, AuthPayload, Info, Transaction
 
 
@@ -127,6 +127,8 @@ class Mutation:
         """Create a customer and sign them in."""
         try:
             user = await info.context.users.register(email=input.email, password=input.password)
+        except TryLater as error:
+            raise RateLimited(error.message, error.retry_after_s) from None
         except DomainError as error:
             return ErrorMapper()(error)  # type: ignore[return-value]
         return AuthPayload.issue(info.context.tokens, user)
@@ -136,6 +138,8 @@ class Mutation:
         """Sign in with an email address and a password."""
         try:
             user = await info.context.users.sign_in(email=input.email, password=input.password)
+        except TryLater as error:
+            raise RateLimited(error.message, error.retry_after_s) from None
         except DomainError as error:
             return ErrorMapper()(error)  # type: ignore[return-value]
         return AuthPayload.issue(info.context.tokens, user)

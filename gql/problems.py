@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from graphql import GraphQLError
 
 
@@ -30,3 +32,20 @@ class NotFound(ClientProblem):
     """Something that does not exist, or that the viewer may not see: the two look alike."""
 
     code = "NOT_FOUND"
+
+
+class RateLimited(ClientProblem):
+    """Too many requests, sign-ins or hashes for now; `retryAfter` says how many seconds to
+    wait, and over HTTP the status is 429 with a Retry-After header saying the same."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after_seconds(retry_after_s)
+        self.extensions = {"code": self.code, "retryAfter": self.retry_after}
+
+
+def retry_after_seconds(wait_s: float) -> int:
+    """Whole seconds, rounded up, and at least one: what Retry-After may carry."""
+    return max(1, math.ceil(wait_s))

@@ -31,6 +31,7 @@ from gql.deadline import BoundedExecution
 from gql.logs import operation, request_id
 from gql.mutations import Mutation
 from gql.queries import Query
+from gql.rate_limits import OneSignInPerOperation
 from gql.scalars import SCALARS
 from gql.settings import Settings
 from gql.subscriptions import Subscription
@@ -159,6 +160,7 @@ def build_schema(
     rules = [
         *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        OneSignInPerOperation,
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)

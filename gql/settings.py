@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 from pathlib import Path
@@ -44,6 +45,23 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
     password_parallelism: int = Field(default=4, ge=1)
+    # Hashes one process runs at once (each takes a core; unset: the number of CPUs), and
+    # how long a sign-in waits for a turn before it is refused as RATE_LIMITED.
+    max_concurrent_hashes: int | None = Field(default=None, ge=1, le=256)
+    hash_wait_ms: int = Field(default=2000, ge=0, le=30_000)
+    # Failed sign-ins to one email address before each further attempt waits, and the
+    # longest wait; at least 60 s, so that no address allows 100 guesses an hour.
+    sign_in_free_failures: int = Field(default=5, ge=1, le=10)
+    sign_in_max_delay_seconds: int = Field(default=60, ge=60, le=3600)
+    # Requests per second and burst, per signed-in user and per client address without a
+    # token; kept in each process's memory.
+    rate_limit_per_second: float = Field(default=100, gt=0, le=100_000)
+    rate_limit_burst: int = Field(default=400, ge=1, le=1_000_000)
+    anonymous_rate_limit_per_second: float = Field(default=20, gt=0, le=100_000)
+    anonymous_rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)
+    # Open WebSocket connections per signed-in user, and per process.
+    max_ws_connections_per_user: int = Field(default=20, ge=1, le=100_000)
+    max_ws_connections: int = Field(default=1000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=MIB, ge=1024)
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=15, ge=0)
@@ -96,6 +114,10 @@ class Settings(BaseSettings):
     def graphiql_enabled(self) -> bool:
         """GraphiQL is served in development, and in production only when asked for."""
         return self.graphiql if self.graphiql is not None else self.development
+
+    @property
+    def hash_concurrency(self) -> int:
+        return self.max_concurrent_hashes or os.cpu_count() or 1
 
     @property
     def introspection_enabled(self) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, union_all
+from sqlalchemy import delete, func, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,11 +25,11 @@ from domain.model import (
     UserId,
 )
 from domain.money import Currency
-from domain.ports import AuditReport, PageRequest, RecordedRequest
+from domain.ports import AuditReport, Credentials, PageRequest, RecordedRequest
+from domain.throttle import SignInFailures
 from persistence.audit import audit_ledger
-from persistence.mapping import to_account, to_entry, to_transaction, to_user
-from persistence.passwords import PasswordHashing
-from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
+from persistence.mapping import to_account, to_entry, to_transaction, to_user, utc
+from persistence.tables import AccountRow, EntryRow, SignInFailureRow, TransactionRow, UserRow
 
 CUSTOMER = AccountKind.CUSTOMER.value
 
@@ -38,18 +38,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqlUserRepository:
-    def __init__(self, session: AsyncSession, passwords: PasswordHashing) -> None:
-        self._session = session
-        self._passwords = passwords
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
-    async def add(self, *, email: str, role: Role, password: str) -> User:
-        row = UserRow(
-            email=email,
-            role=role.value,
-            password_hash=await self._passwords.hash(password),
-            created_at=_now(),
-        )
+
+class SqlUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, *, email: str, role: Role, password_hash: str) -> User:
+        row = UserRow(email=email, role=role.value, password_hash=password_hash, created_at=_now())
         self._session.add(row)
         await self._session.flush()
         return to_user(row)
@@ -62,13 +61,46 @@ class SqlUserRepository:
         query = select(UserRow).where(col(UserRow.id).in_(set(user_ids)))
         return [to_user(row) for row in (await self._session.exec(query)).all()]
 
-    async def authenticate(self, email: str, password: str) -> User | None:
-        result = await self._session.exec(select(UserRow).where(UserRow.email == email))
-        row = result.first()
-        stored_hash = row.password_hash if row is not None else None
-        if await self._passwords.verify(stored_hash, password) and row is not None:
-            return to_user(row)
-        return None
+    async def credentials(self, email: str) -> Credentials | None:
+        row = (await self._session.exec(select(UserRow).where(UserRow.email == email))).first()
+        return Credentials(to_user(row), row.password_hash) if row is not None else None
+
+
+class SqlSignInFailureRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock(self, email: str) -> SignInFailures:
+        # An upsert that changes nothing: it creates the row when there is none and, either
+        # way, holds its lock and returns it, in one statement on both databases.
+        failures = col(SignInFailureRow.failures)
+        insert = _insert(self._session)(SignInFailureRow).values(
+            email=email, failures=0, last_failed_at=_now()
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=[col(SignInFailureRow.email)], set_={"failures": failures}
+        ).returning(failures, col(SignInFailureRow.last_failed_at))
+        count, last_failed_at = (await self._session.exec(statement)).one()
+        return SignInFailures(email, count, utc(last_failed_at) if count else None)
+
+    async def count_failure(self, email: str, at: datetime) -> None:
+        await self._session.exec(
+            update(SignInFailureRow)
+            .where(col(SignInFailureRow.email) == email)
+            .values(failures=col(SignInFailureRow.failures) + 1, last_failed_at=at)
+        )
+
+    async def clear(self, email: str) -> None:
+        await self._session.exec(
+            delete(SignInFailureRow).where(col(SignInFailureRow.email) == email)
+        )
+
+    async def prune(self, last_failed_before: datetime) -> None:
+        await self._session.exec(
+            delete(SignInFailureRow).where(
+                col(SignInFailureRow.last_failed_at) < last_failed_before
+            )
+        )
 
 
 def _customer(owner_id: UserId | None, status: AccountStatus | None) -> list[Any]:
@@ -144,8 +176,7 @@ class SqlAccountRepository:
             "funding_currency": currency.code,
             "created_at": _now(),
         }
-        dialect = self._session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = _insert(self._session)
         await self._session.exec(insert(AccountRow).values(**values).on_conflict_do_nothing())
 
     async def save(self, account: Account) -> None:

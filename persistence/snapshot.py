@@ -10,7 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.ports import UnitOfWork
 from persistence.database import READ_ONLY
-from persistence.passwords import PasswordHashing
 from persistence.unit_of_work import SqlRepositories, SqlUnitOfWork, raise_translated
 
 
@@ -31,11 +30,8 @@ class ReadSnapshot:
     own write. end() ends it at the end of the request.
     """
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], passwords: PasswordHashing
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
-        self.passwords = passwords
         self._turn = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
         self._session: AsyncSession | None = None
@@ -44,7 +40,7 @@ class ReadSnapshot:
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         if read_only:
             return _SnapshotRead(self)
-        return _WriteAfterSnapshot(self, self._session_factory, self.passwords)
+        return _WriteAfterSnapshot(self, self._session_factory)
 
     async def end(self) -> None:
         """Close the snapshot for good. A read still running belongs to a request that
@@ -93,7 +89,7 @@ class _SnapshotRead(SqlRepositories):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        self.use(await self._snapshot.take_turn(), self._snapshot.passwords)
+        self.use(await self._snapshot.take_turn())
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
@@ -115,9 +111,8 @@ class _WriteAfterSnapshot(SqlUnitOfWork):
         self,
         snapshot: ReadSnapshot,
         session_factory: async_sessionmaker[AsyncSession],
-        passwords: PasswordHashing,
     ) -> None:
-        super().__init__(session_factory, passwords)
+        super().__init__(session_factory)
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:

@@ -118,3 +118,18 @@ class EntryRow(SQLModel, table=True):
     # The account's balance right after this line; NULL on a funding account's lines.
     balance_after: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(sa_column=_when())
+
+
+class SignInFailureRow(SQLModel, table=True):
+    """Failed sign-ins to one email address, kept here so that every server process sees
+    them; a row goes on a successful sign-in, or once its last failure is old."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        CheckConstraint("failures >= 0", name="failures_not_negative"),
+        Index("ix_sign_in_failures_last_failed_at", "last_failed_at"),
+    )
+
+    email: str = Field(sa_column=Column(String(320), primary_key=True))
+    failures: int = Field(sa_column=Column(Integer, nullable=False))
+    last_failed_at: datetime = Field(sa_column=_when())

@@ -9,11 +9,16 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import DuplicateRequest, TransientConflict
-from domain.ports import AccountRepository, TransactionRepository, UserRepository
+from domain.ports import (
+    AccountRepository,
+    SignInFailureRepository,
+    TransactionRepository,
+    UserRepository,
+)
 from persistence.database import READ_ONLY
-from persistence.passwords import PasswordHashing
 from persistence.repositories import (
     SqlAccountRepository,
+    SqlSignInFailureRepository,
     SqlTransactionRepository,
     SqlUserRepository,
 )
@@ -53,11 +58,13 @@ class SqlRepositories:
     users: UserRepository
     accounts: AccountRepository
     transactions: TransactionRepository
+    sign_in_failures: SignInFailureRepository
 
-    def use(self, session: AsyncSession, passwords: PasswordHashing) -> None:
-        self.users = SqlUserRepository(session, passwords)
+    def use(self, session: AsyncSession) -> None:
+        self.users = SqlUserRepository(session)
         self.accounts = SqlAccountRepository(session)
         self.transactions = SqlTransactionRepository(session)
+        self.sign_in_failures = SqlSignInFailureRepository(session)
 
 
 class SqlUnitOfWork(SqlRepositories):
@@ -66,12 +73,10 @@ class SqlUnitOfWork(SqlRepositories):
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        passwords: PasswordHashing,
         *,
         read_only: bool = False,
     ) -> None:
         self._session_factory = session_factory
-        self._passwords = passwords
         self._read_only = read_only
         self._session: AsyncSession | None = None
 
@@ -81,7 +86,7 @@ class SqlUnitOfWork(SqlRepositories):
         if self._read_only:
             # Set before the transaction begins, which is where the engine reads it.
             await session.connection(execution_options={READ_ONLY: True})
-        self.use(session, self._passwords)
+        self.use(session)
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:

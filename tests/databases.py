@@ -17,7 +17,7 @@ from persistence.migrate import upgrade
 POSTGRES_URL_VARIABLE = "BANKQL_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_VARIABLE = "BANKQL_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
-LEDGER_TABLES = ["entries", "transactions", "accounts", "users"]
+LEDGER_TABLES = ["entries", "transactions", "accounts", "users", "sign_in_failures"]
 
 
 def postgres_admin_url() -> str:

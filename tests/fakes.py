@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Self
@@ -20,7 +21,8 @@ from domain.model import (
     UserId,
 )
 from domain.money import Currency, Money
-from domain.ports import AuditReport, PageRequest, RecordedRequest
+from domain.ports import AuditReport, Credentials, PageRequest, RecordedRequest
+from domain.throttle import SignInFailures
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -54,6 +56,7 @@ class FakeStore:
     requests: dict[tuple[UserId, str], RecordedRequest] = field(default_factory=dict)
     entries: dict[EntryId, Line] = field(default_factory=dict)
     passwords: dict[UserId, str] = field(default_factory=dict)
+    sign_in_failures: dict[str, SignInFailures] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -65,12 +68,12 @@ class FakeUserRepository:
     def __init__(self, store: FakeStore) -> None:
         self.store = store
 
-    async def add(self, *, email: str, role: Role, password: str) -> User:
+    async def add(self, *, email: str, role: Role, password_hash: str) -> User:
         if any(user.email == email for user in self.store.users.values()):
             raise DuplicateRequest()
         user = User(UserId(self.store.new_id()), email, role, NOW)
         self.store.users[user.id] = user
-        self.store.passwords[user.id] = password
+        self.store.passwords[user.id] = password_hash
         return user
 
     async def get(self, user_id: UserId) -> User | None:
@@ -79,9 +82,49 @@ class FakeUserRepository:
     async def get_many(self, user_ids: Sequence[UserId]) -> list[User]:
         return [self.store.users[i] for i in set(user_ids) if i in self.store.users]
 
-    async def authenticate(self, email: str, password: str) -> User | None:
+    async def credentials(self, email: str) -> Credentials | None:
         user = next((u for u in self.store.users.values() if u.email == email), None)
-        return user if user is not None and self.store.passwords[user.id] == password else None
+        return Credentials(user, self.store.passwords[user.id]) if user is not None else None
+
+
+class FakeSignInFailureRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def lock(self, email: str) -> SignInFailures:
+        return self.store.sign_in_failures.get(email, SignInFailures(email, 0, None))
+
+    async def count_failure(self, email: str, at: datetime) -> None:
+        count = (await self.lock(email)).count
+        self.store.sign_in_failures[email] = SignInFailures(email, count + 1, at)
+
+    async def clear(self, email: str) -> None:
+        self.store.sign_in_failures.pop(email, None)
+
+    async def prune(self, last_failed_before: datetime) -> None:
+        self.store.sign_in_failures = {
+            email: failures
+            for email, failures in self.store.sign_in_failures.items()
+            if failures.last_failed_at is not None and failures.last_failed_at >= last_failed_before
+        }
+
+
+class FakePasswordHasher:
+    """Reversible on purpose, and instant: service tests need the flow, not the cost."""
+
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        yield
+
+    async def hash(self, password: str) -> str:
+        return f"hashed:{password}"
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        self.checked.append(password)
+        return password_hash == f"hashed:{password}"
 
 
 class FakeAccountRepository:
@@ -282,10 +325,12 @@ class FakeUnitOfWork:
             requests=dict(self.committed_store.requests),
             entries=dict(self.committed_store.entries),
             passwords=dict(self.committed_store.passwords),
+            sign_in_failures=dict(self.committed_store.sign_in_failures),
         )
         self.users = FakeUserRepository(self.working)
         self.accounts = FakeAccountRepository(self.working)
         self.transactions = FakeTransactionRepository(self.working)
+        self.sign_in_failures = FakeSignInFailureRepository(self.working)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -300,6 +345,7 @@ class FakeUnitOfWork:
         store.transactions, store.requests = self.working.transactions, self.working.requests
         store.entries, store.next_id = self.working.entries, self.working.next_id
         store.passwords = self.working.passwords
+        store.sign_in_failures = self.working.sign_in_failures
         self.committed = True
 
 

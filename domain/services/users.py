@@ -2,40 +2,96 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from domain import values
-from domain.errors import DuplicateRequest, EmailAlreadyRegistered, InvalidCredentials, InvalidInput
+from domain.errors import (
+    DuplicateRequest,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidInput,
+    SignInThrottled,
+)
 from domain.model import Actor, Role, User, UserId
-from domain.ports import UnitOfWorkFactory
+from domain.ports import Credentials, PasswordHasher, UnitOfWorkFactory
+from domain.services.retry import retrying
+from domain.throttle import SignInThrottle
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class UserService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    """Passwords are hashed and checked between units of work, never inside one: a hash
+    takes far longer than any query, and no database connection should wait on it."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        passwords: PasswordHasher,
+        throttle: SignInThrottle | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self._uow = uow
+        self._passwords = passwords
+        self._throttle = throttle or SignInThrottle()
+        self._clock = clock
 
     async def register(self, *, email: str, password: str, role: Role = Role.CUSTOMER) -> User:
         """Create a user; the email is unique whatever its case, also under a race."""
         address = values.at("email", values.email, email)
         secret = values.at("password", values.password, password)
+        async with self._passwords.turn():
+            password_hash = await self._passwords.hash(secret)
         try:
             async with self._uow() as uow:
-                user = await uow.users.add(email=address, role=role, password=secret)
+                user = await uow.users.add(email=address, role=role, password_hash=password_hash)
                 await uow.commit()
         except DuplicateRequest:
             raise EmailAlreadyRegistered() from None
         return user
 
     async def sign_in(self, *, email: str, password: str) -> User:
-        """The user whose password this is; the same refusal whether or not the email exists."""
+        """The user whose password this is; the same refusal whether or not the email exists.
+
+        Each attempt counts as a failure until its password proves right, so that attempts
+        arriving together on one address cannot all slip past the delay. The attempt takes
+        its hashing turn first: one refused for a busy server costs the database nothing,
+        and sign-ins never use more connections at once than there are turns.
+        """
         address = values.at("email", values.email, email)
         if not password:
             raise InvalidInput("password", "Enter your password.")
-        async with self._uow(read_only=True) as uow:
-            user = await uow.users.authenticate(address, password)
-        if user is None:
+        async with self._passwords.turn():
+            credentials = await retrying(lambda: self._begin_attempt(address))
+            matches = await self._passwords.verify(
+                credentials.password_hash if credentials else None, password
+            )
+        if not matches or credentials is None:
             raise InvalidCredentials()
-        return user
+        await retrying(lambda: self._forget_failures(address))
+        return credentials.user
+
+    async def _begin_attempt(self, address: str) -> Credentials | None:
+        """Refuse an attempt that comes too soon, else count it and read the stored hash."""
+        now = self._clock()
+        async with self._uow() as uow:
+            await uow.sign_in_failures.prune(now - self._throttle.forget_after)
+            failures = await uow.sign_in_failures.lock(address)
+            wait = self._throttle.wait(failures, now)
+            if wait.total_seconds() > 0:
+                raise SignInThrottled(wait.total_seconds())
+            await uow.sign_in_failures.count_failure(address, now)
+            credentials = await uow.users.credentials(address)
+            await uow.commit()
+        return credentials
+
+    async def _forget_failures(self, address: str) -> None:
+        async with self._uow() as uow:
+            await uow.sign_in_failures.clear(address)
+            await uow.commit()
 
     async def actor(self, user_id: UserId) -> Actor | None:
         """Who a signed-in request acts for, or None when that user no longer exists."""

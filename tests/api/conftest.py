@@ -34,7 +34,7 @@ async def admin(app, anonymous, database_url) -> GraphQLClient:
     """A signed-in administrator, created the way `bankql create-admin` does."""
     settings = settings_for(database_url)
     users = UserService(
-        sql_unit_of_work(make_session_factory(app.state.engine), password_hashing(settings))
+        sql_unit_of_work(make_session_factory(app.state.engine)), password_hashing(settings)
     )
     await users.register(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role=Role.ADMIN)
     result = await anonymous.data(LOGIN, input={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})

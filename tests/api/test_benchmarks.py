@@ -46,3 +46,8 @@ def test_the_abuse_benchmark_prints_the_victims_latency_under_each_attack():
         "| slow clients, 6 partial headers + 6 partial bodies",
         "| WebSocket flood, 6 connections x 5 subscriptions",
     ], output
+
+
+def test_the_sign_in_benchmark_prints_reads_alone_and_under_sign_ins():
+    output = run("-m", "benchmarks.sign_in", "--attackers", "2", "--reads", "5", "--sqlite")
+    assert "reads alone:" in output and "reads under 2 sign-in clients:" in output

@@ -99,6 +99,11 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_REQUEST_TIMEOUT_S", "soon", "BANKQL_REQUEST_TIMEOUT_S"),
         ("BANKQL_RECEIVE_TIMEOUT_S", "-1", "BANKQL_RECEIVE_TIMEOUT_S"),
         ("BANKQL_MAX_CONNECTIONS", "0", "BANKQL_MAX_CONNECTIONS"),
+        # A shorter cap would let one address be tried 100 times an hour.
+        ("BANKQL_SIGN_IN_MAX_DELAY_SECONDS", "30", "BANKQL_SIGN_IN_MAX_DELAY_SECONDS"),
+        ("BANKQL_MAX_CONCURRENT_HASHES", "0", "BANKQL_MAX_CONCURRENT_HASHES"),
+        ("BANKQL_RATE_LIMIT_PER_SECOND", "0", "BANKQL_RATE_LIMIT_PER_SECOND"),
+        ("BANKQL_MAX_WS_CONNECTIONS", "0", "BANKQL_MAX_WS_CONNECTIONS"),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):

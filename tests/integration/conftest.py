@@ -4,7 +4,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.database import make_engine, make_session_factory
-from persistence.passwords import PasswordHashing
 from persistence.unit_of_work import SqlUnitOfWork
 
 
@@ -18,5 +17,4 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def uow_factory(engine: AsyncEngine):
     sessions = make_session_factory(engine)
-    cheap = PasswordHashing(time_cost=1, memory_cost_kib=64, parallelism=1)
-    return lambda read_only=False: SqlUnitOfWork(sessions, cheap, read_only=read_only)
+    return lambda read_only=False: SqlUnitOfWork(sessions, read_only=read_only)

@@ -13,12 +13,13 @@ from domain.model import AccountId, Actor
 from domain.money import Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, MovementService, UserService
+from persistence.passwords import PasswordHashing
 
 EUR = Currency.of("EUR")
 
 
 async def funded_account(uow_factory, amount=1000):
-    user = await UserService(uow_factory).register(
+    user = await UserService(uow_factory, PasswordHashing(1, 64, 1)).register(
         email=f"owner{amount}@example.com", password="long enough password"
     )
     actor = Actor(user.id, user.role)
@@ -153,7 +154,9 @@ async def test_repositories_round_trip_the_domain_objects(uow_factory):
 
 
 async def test_passwords_are_stored_as_argon2id_hashes_only(engine, uow_factory):
-    await UserService(uow_factory).register(email="h@example.com", password="long enough password")
+    await UserService(uow_factory, PasswordHashing(1, 64, 1)).register(
+        email="h@example.com", password="long enough password"
+    )
     async with engine.connect() as connection:
         stored = (await connection.execute(text("SELECT password_hash FROM users"))).scalar_one()
     assert stored.startswith("$argon2id$")
@@ -161,7 +164,7 @@ async def test_passwords_are_stored_as_argon2id_hashes_only(engine, uow_factory)
 
 
 async def test_one_email_is_one_user_even_when_registered_concurrently(uow_factory):
-    users = UserService(uow_factory)
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
     outcomes = await asyncio.gather(
         *(
             users.register(email=f"{case}@example.com", password="long enough password")

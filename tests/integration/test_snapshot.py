@@ -19,11 +19,11 @@ EUR = Currency.of("EUR")
 
 @pytest.fixture
 def snapshot(engine):
-    return ReadSnapshot(make_session_factory(engine), PasswordHashing(1, 64, 1))
+    return ReadSnapshot(make_session_factory(engine))
 
 
 async def opened(uow_factory):
-    user = await UserService(uow_factory).register(
+    user = await UserService(uow_factory, PasswordHashing(1, 64, 1)).register(
         email="snap@example.com", password="long enough password"
     )
     actor = Actor(user.id, user.role)

@@ -6,7 +6,6 @@ from sqlalchemy import text
 from domain.errors import TransientConflict
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
-from persistence.passwords import PasswordHashing
 from persistence.unit_of_work import SqlUnitOfWork
 from tests.databases import PostgresDatabase, postgres_admin_url
 
@@ -17,7 +16,7 @@ async def postgres_uow():
     engine = make_engine(database.create())
     await upgrade(engine)
     sessions = make_session_factory(engine)
-    yield lambda: SqlUnitOfWork(sessions, PasswordHashing(1, 64, 1))
+    yield lambda: SqlUnitOfWork(sessions)
     await engine.dispose()
     database.drop()
 

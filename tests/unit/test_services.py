@@ -21,7 +21,7 @@ from domain.model import AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import MAX_MINOR_UNITS, Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, AuditService, MovementService, UserService
-from tests.fakes import FakeUnitOfWorkFactory
+from tests.fakes import FakePasswordHasher, FakeUnitOfWorkFactory
 
 EUR, USD = Currency.of("EUR"), Currency.of("USD")
 ALICE = Actor(UserId(1001), Role.CUSTOMER)
@@ -234,7 +234,7 @@ async def test_several_owners_accounts_come_a_page_each_and_only_where_the_actor
 
 
 async def test_registration_normalises_the_email_and_refuses_a_second_account(uow):
-    users = UserService(uow)
+    users = UserService(uow, FakePasswordHasher())
     user = await users.register(email=" Alice@Example.COM ", password="correct horse 1")
     assert user.email == "alice@example.com" and user.role is Role.CUSTOMER
     with pytest.raises(EmailAlreadyRegistered):
@@ -253,13 +253,13 @@ async def test_registration_normalises_the_email_and_refuses_a_second_account(uo
 )
 async def test_registration_refuses_bad_emails_and_passwords(uow, email, password, field):
     with pytest.raises(InvalidInput) as caught:
-        await UserService(uow).register(email=email, password=password)
+        await UserService(uow, FakePasswordHasher()).register(email=email, password=password)
     assert caught.value.field == field
     assert uow.store.users == {}
 
 
 async def test_sign_in_gives_the_same_refusal_for_a_wrong_password_and_an_unknown_email(uow):
-    users = UserService(uow)
+    users = UserService(uow, FakePasswordHasher())
     await users.register(email="alice@example.com", password="correct horse 1")
     assert (await users.sign_in(email="ALICE@example.com", password="correct horse 1")).email
     with pytest.raises(InvalidCredentials) as wrong_password:
@@ -276,7 +276,7 @@ async def test_only_administrators_may_audit(uow):
 
 
 async def test_users_see_themselves_and_administrators_see_everyone(uow):
-    users = UserService(uow)
+    users = UserService(uow, FakePasswordHasher())
     alice = await users.register(email="alice@example.com", password="correct horse 1")
     me = Actor(alice.id, Role.CUSTOMER)
     assert await users.user(actor=me, user_id=alice.id) == alice

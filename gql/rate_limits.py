@@ -1,0 +1,213 @@
+"""Limits that keep one client from slowing the bank for everyone else.
+
+Request rates are token buckets per signed-in user, and per client address for requests
+without a valid token. They live in each process's memory: a bucket in the database would
+cost every request a round trip. WebSocket connections are counted per user and per process.
+Failed sign-ins per email address are the exception: they are kept in the database (see
+domain/throttle.py), so that every process applies the same delay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationRule,
+)
+from starlette.responses import JSONResponse, Response
+
+from domain.model import UserId
+from gql.problems import RateLimited, retry_after_seconds
+
+# Buckets one process remembers per kind of key; the least recently seen goes first, so
+# memory stays bounded however many addresses a client sprays from. A forgotten key starts
+# again with a full bucket, which is what a new address would get anyway.
+MAX_TRACKED_KEYS = 100_000
+RATE_LIMITED_MESSAGE = "Too many requests: slow down and try again after retryAfter seconds."
+USER_CONNECTIONS_CLOSE = (4429, "too many connections for this user")
+PROCESS_CONNECTIONS_CLOSE = (1013, "too many connections, try again later")
+SIGN_IN_FIELDS = frozenset({"register", "login"})
+
+
+@dataclass
+class TokenBucket:
+    """`burst` requests at once, then `rate` a second."""
+
+    rate: float
+    burst: int
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float:
+        """Zero when a request may go ahead (and uses a token), else seconds until it may."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """One token bucket per key, at most `max_keys` of them."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_keys: int = MAX_TRACKED_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate, self.burst, self.max_keys, self._clock = rate, burst, max_keys, clock
+        self._buckets: OrderedDict[object, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: object) -> float:
+        """Zero when this key's request may go ahead, else seconds until it may."""
+        now = self._clock()
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, self.burst, float(self.burst), now)
+            while len(self._buckets) >= self.max_keys:
+                self._buckets.popitem(last=False)
+        self._buckets[key] = bucket
+        return bucket.take(now)
+
+
+class RequestLimits:
+    """Each request takes a token from its user's bucket, or from its address's without one."""
+
+    def __init__(self, users: RateLimiter, addresses: RateLimiter) -> None:
+        self.users = users
+        self.addresses = addresses
+
+    def wait(self, user_id: UserId | None, address: str | None) -> float:
+        if user_id is not None:
+            return self.users.take(user_id)
+        return self.addresses.take(address or "unknown")
+
+    def refusal(self, user_id: UserId | None, address: str | None) -> RateLimited | None:
+        wait = self.wait(user_id, address)
+        return RateLimited(RATE_LIMITED_MESSAGE, wait) if wait > 0 else None
+
+
+def too_many_requests(refusal: RateLimited, media_type: str) -> Response:
+    """HTTP 429, with Retry-After and the error's retryAfter saying the same."""
+    return JSONResponse(
+        {"errors": [refusal.formatted]},
+        status_code=429,
+        headers={"Retry-After": str(refusal.retry_after)},
+        media_type=media_type,
+    )
+
+
+def retry_after_of(errors: list[GraphQLError] | None) -> int | None:
+    """The longest wait a result's RATE_LIMITED errors ask for, or None without one."""
+    waits = [
+        retry_after_seconds(extensions["retryAfter"])
+        for extensions in (error.extensions or {} for error in errors or ())
+        if extensions.get("code") == RateLimited.code
+    ]
+    return max(waits) if waits else None
+
+
+class ConnectionLimits:
+    """Open WebSocket connections: at most `per_process` here, `per_user` for one user."""
+
+    def __init__(self, *, per_user: int, per_process: int) -> None:
+        self.per_user = per_user
+        self.per_process = per_process
+        self.open = 0
+        self._users: Counter[UserId] = Counter()
+        self._holders: dict[int, UserId] = {}
+
+    def enter(self) -> bool:
+        """Count a new connection, or refuse it when the process has as many as it may."""
+        if self.open >= self.per_process:
+            return False
+        self.open += 1
+        return True
+
+    def leave(self) -> None:
+        self.open -= 1
+
+    def admit(self, user_id: UserId, holder: object) -> bool:
+        """Count a connection for a signed-in user, or refuse it when they have enough."""
+        self.release(holder)
+        if self._users[user_id] >= self.per_user:
+            return False
+        self._users[user_id] += 1
+        self._holders[id(holder)] = user_id
+        return True
+
+    def release(self, holder: object) -> None:
+        user_id = self._holders.pop(id(holder), None)
+        if user_id is not None:
+            self._users[user_id] -= 1
+            if not self._users[user_id]:
+                del self._users[user_id]
+
+
+class ConnectionRefused(Exception):
+    """Close the WebSocket connection with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _root_fields(
+    selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode], seen: set[str]
+) -> Iterator[FieldNode]:
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _root_fields(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            seen.add(selection.name.value)
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _root_fields(fragment.selection_set, fragments, seen)
+
+
+class OneSignInPerOperation(ValidationRule):
+    """At most one register or login field per operation: each costs a password hash, and
+    aliases would otherwise let one request ask for many."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_args: object) -> None:
+        if node.operation is not OperationType.MUTATION:
+            return
+        fragments = {
+            definition.name.value: definition
+            for definition in self.context.document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        sign_ins = [
+            field
+            for field in _root_fields(node.selection_set, fragments, set())
+            if field.name.value in SIGN_IN_FIELDS
+        ]
+        if len(sign_ins) > 1:
+            self.report_error(
+                GraphQLError(
+                    "An operation may hold at most one register or login field.",
+                    sign_ins,
+                    extensions={"code": "BAD_USER_INPUT"},
+                )
+            )
