@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from cross_web import HTTPException
 from sqlalchemy import text
@@ -33,11 +35,13 @@ from gql.http import (
     mutation_over_get,
     negotiate,
     not_acceptable,
+    read_json,
     unsupported_media_type,
 )
 from gql.middleware import RequestMiddleware
 from gql.schema import Limits, build_schema
 from gql.settings import Settings
+from gql.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
 
@@ -46,6 +50,8 @@ READINESS_TIMEOUT_S = 5
 
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with the context built by the composition root."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
         self, context_getter: ContextGetter, settings: Settings, graphiql: GraphiQLAssets
@@ -63,6 +69,21 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self._context_getter = context_getter
         self._graphiql = graphiql
+
+    def decode_json(self, data: str | bytes) -> object:
+        return read_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = read_json(data)
+        except json.JSONDecodeError as error:
+            message = f"The request is not JSON that can be read: {error.msg}."
+            raise HTTPException(400, message) from None
+        # The body arrives as bytes (query parameters as text); an array is a batch, which
+        # Strawberry refuses on its own.
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return value
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return self._graphiql.page()

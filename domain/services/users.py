@@ -31,6 +31,7 @@ class UserService:
         address = values.at("email", values.email, email)
         if not password:
             raise InvalidInput("password", "Enter your password.")
+        values.at("password", values.typed_password, password)
         async with self._uow(read_only=True) as uow:
             user = await uow.users.authenticate(address, password)
         if user is None:
