@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,6 +47,8 @@ class Context:
     # What a WebSocket client sent in connection_init (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
     _viewer: Actor | None = field(default=None, repr=False)
+    # A WebSocket connection's: a read snapshot for each of its queries and mutations.
+    read_snapshot: Callable[[], ReadSnapshot] | None = field(default=None, repr=False)
 
     @cached_property
     def loaders(self) -> Loaders:
@@ -54,6 +57,24 @@ class Context:
     def forget_loaded(self) -> None:
         """Drop what the loaders hold, for a context that outlives one result."""
         self.__dict__.pop("loaders", None)
+
+    @asynccontextmanager
+    async def operation(self, *, subscription: bool) -> AsyncIterator[Context]:
+        """The context of one operation on this WebSocket connection, as fresh as an HTTP
+        request's: its own loaders and viewer lookup and, for a query or a mutation, its own
+        read snapshot. A subscription reads without one, or it would never see a new line."""
+        if subscription or self.read_snapshot is None:
+            yield replace(self, _viewer=None)
+            return
+        snapshot = self.read_snapshot()
+        context = build_context(
+            snapshot.unit_of_work, self.tokens, self.signed_in, self.entry_watch
+        )
+        context.connection_params = self.connection_params
+        try:
+            yield context
+        finally:
+            await snapshot.close()
 
     def sign_in_from_connection_params(self) -> None:
         """Take the viewer from connection_init's Authorization, as browsers cannot send
@@ -139,8 +160,11 @@ def make_context_getter(
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)
         if isinstance(request, WebSocket):
-            # A connection lives on; one snapshot for it would never see anything new.
-            return build_context(unit_of_work, tokens, viewer, watch)
+            # A connection lives on; one snapshot for it would never see anything new, so
+            # each of its operations gets its own (see Context.operation).
+            connection = build_context(unit_of_work, tokens, viewer, watch)
+            connection.read_snapshot = partial(ReadSnapshot, session_factory, passwords)
+            return connection
         # All the reads of one request from one snapshot; the view closes it at the end.
         snapshot = ReadSnapshot(session_factory, passwords)
         request.state.read_snapshot = snapshot

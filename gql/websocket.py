@@ -1,17 +1,21 @@
 """graphql-transport-ws as the HTTP endpoint behaves: a malformed message is the client's
-error (close 4400)."""
+error (close 4400), and every operation reads afresh, in a context of its own."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated, Literal
 
+from graphql import OperationType
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
 from gql.context import Context
+from gql.http import operation_type
 
 
 class _Payload(BaseModel):
@@ -43,9 +47,22 @@ CLIENT_MESSAGE: TypeAdapter[_Subscribe | _Complete | _Control] = TypeAdapter(
 )
 INVALID_MESSAGE = "Invalid message: see the graphql-transport-ws protocol."
 
+# The context of the operation whose task is running; each operation runs in a task of its own.
+_operation_context: ContextVar[Context | None] = ContextVar("operation_context", default=None)
+
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """Checks each client message before Strawberry reads it."""
+    """Checks each client message before Strawberry reads it, and runs each operation in a
+    context of its own, so that a query sees what was committed before it, not what the
+    connection's first query cached."""
+
+    @property
+    def context(self) -> Context:
+        return _operation_context.get() or self._connection
+
+    @context.setter
+    def context(self, connection: Context) -> None:
+        self._connection = connection
 
     async def handle_message(self, message: Message) -> None:
         try:
@@ -54,3 +71,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.handle_invalid_message(INVALID_MESSAGE)
             return
         await super().handle_message(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        kind = operation_type(operation.query, operation.operation_name)
+        subscription = kind is OperationType.SUBSCRIPTION
+        async with self._connection.operation(subscription=subscription) as context:
+            _operation_context.set(context)
+            await super().run_operation(operation)
