@@ -10,6 +10,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError, ValueNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -54,7 +55,12 @@ class Limits:
 
 
 # What Strawberry raises for a request it cannot run; over WebSocket it arrives as an error.
-_REQUEST_ERRORS = (GraphQLError, CannotGetOperationTypeError, InvalidOperationTypeError)
+_REQUEST_ERRORS = (
+    GraphQLError,
+    MissingQueryError,
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

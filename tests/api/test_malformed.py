@@ -172,3 +172,17 @@ def test_a_websocket_message_that_is_not_readable_json_closes_with_4400(http, ca
     with caplog.at_level(logging.INFO):
         assert close_code(http, raw) == 4400
     assert faults(caplog) == []
+
+
+def test_an_operation_without_a_query_over_websocket_is_the_clients_error(http, caplog):
+    with (
+        caplog.at_level(logging.INFO),
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        socket.send_json(SUBSCRIBE | {"payload": {"query": ""}})
+        answer = socket.receive_json()
+    [error] = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+    assert error["message"] != "Internal server error"
+    assert faults(caplog) == []
