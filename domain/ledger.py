@@ -98,6 +98,15 @@ def positive_amount(amount: Money) -> Money:
     return amount
 
 
+def check_payer(account: Account, amount: Money) -> None:
+    """Refuse what the paying account alone decides: closed, then currency, then funds. A
+    transfer checks this before anything about the account it pays, whose refusals must not
+    tell one customer anything about another's account."""
+    account.ensure_open()
+    account.ensure_currency(amount.currency)
+    account.ensure_covers(amount)
+
+
 def check_movement(
     debit: Side, credit: Side, amount: Money, primary: Account, limits: MoneyLimits
 ) -> None:

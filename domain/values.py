@@ -83,4 +83,12 @@ def password(text: str) -> str:
     """A password of 12 to 256 characters, kept exactly as typed."""
     if not PASSWORD_MIN <= len(text) <= PASSWORD_MAX:
         raise InvalidValue(f"A password has {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
+    return typed_password(text)
+
+
+def typed_password(text: str) -> str:
+    """Any password as typed, as long as it is text that can be hashed: JSON may carry half
+    of a surrogate pair, which no keyboard types and UTF-8 cannot encode."""
+    if any(unicodedata.category(char) == "Cs" for char in text):
+        raise InvalidValue("A password cannot contain unpaired surrogate code points.")
     return text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from cross_web import HTTPException
 from sqlalchemy import text
@@ -20,9 +22,6 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     SubscribeMessage,
@@ -48,6 +47,7 @@ from gql.http import (
     mutation_over_get,
     negotiate,
     not_acceptable,
+    read_json,
     unsupported_media_type,
 )
 from gql.middleware import RequestMiddleware
@@ -63,13 +63,14 @@ from gql.rate_limits import (
 )
 from gql.schema import Limits, build_schema
 from gql.settings import Settings
+from gql.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
 
 READINESS_TIMEOUT_S = 5
 
 
-class LimitedTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+class LimitedTransportWS(TransportWSHandler):
     """graphql-transport-ws with the view's limits: connections per user, and the request
     rate for each operation a connection starts."""
 
@@ -137,6 +138,21 @@ class GraphQLView(GraphQL[Context, None]):
             per_user=settings.max_ws_connections_per_user,
             per_process=settings.max_ws_connections,
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return read_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = read_json(data)
+        except json.JSONDecodeError as error:
+            message = f"The request is not JSON that can be read: {error.msg}."
+            raise HTTPException(400, message) from None
+        # The body arrives as bytes (query parameters as text); an array is a batch, which
+        # Strawberry refuses on its own.
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return value
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return self._graphiql.page()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -50,6 +51,11 @@ class Context:
     # How long one operation, or one event of a subscription, may run; None: no bound.
     operation_timeout_s: float | None = None
     _viewer: Actor | None = field(default=None, repr=False)
+    # A WebSocket connection's: a read snapshot, and a context on it, for each of its
+    # queries and mutations.
+    fresh_reads: Callable[[SignedIn | None], tuple[ReadSnapshot, Context]] | None = field(
+        default=None, repr=False
+    )
 
     @cached_property
     def loaders(self) -> Loaders:
@@ -58,6 +64,21 @@ class Context:
     def forget_loaded(self) -> None:
         """Drop what the loaders hold, for a context that outlives one result."""
         self.__dict__.pop("loaders", None)
+
+    @asynccontextmanager
+    async def operation(self, *, subscription: bool) -> AsyncIterator[Context]:
+        """The context of one operation on this WebSocket connection, as fresh as an HTTP
+        request's: its own loaders and viewer lookup and, for a query or a mutation, its own
+        read snapshot. A subscription reads without one, or it would never see a new line."""
+        if subscription or self.fresh_reads is None:
+            yield replace(self, _viewer=None)
+            return
+        snapshot, context = self.fresh_reads(self.signed_in)
+        context.connection_params = self.connection_params
+        try:
+            yield context
+        finally:
+            await snapshot.close()
 
     def sign_in_from_connection_params(self) -> None:
         """Take the viewer from connection_init's Authorization, as browsers cannot send
@@ -167,18 +188,28 @@ def make_context_getter(
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)
         if isinstance(request, WebSocket):
-            # A connection lives on; one snapshot for it would never see anything new. Its
-            # operations each get the deadline an HTTP request gets from the middleware.
-            return build_context(
-                unit_of_work,
-                tokens,
-                viewer,
-                watch,
-                limits,
-                operation_timeout_s,
-                passwords=passwords,
-                throttle=throttle,
-            )
+            # A connection lives on; one snapshot for it would never see anything new, so
+            # each of its operations gets its own (see Context.operation), and the deadline
+            # an HTTP request gets from the middleware.
+            def fresh_reads(signed_in: SignedIn | None) -> tuple[ReadSnapshot, Context]:
+                snapshot = ReadSnapshot(session_factory)
+                return snapshot, on(snapshot.unit_of_work, signed_in)
+
+            def on(uow: UnitOfWorkFactory, signed_in: SignedIn | None) -> Context:
+                return build_context(
+                    uow,
+                    tokens,
+                    signed_in,
+                    watch,
+                    limits,
+                    operation_timeout_s,
+                    passwords=passwords,
+                    throttle=throttle,
+                )
+
+            connection = on(unit_of_work, viewer)
+            connection.fresh_reads = fresh_reads
+            return connection
         # All the reads of one request from one snapshot; the view closes it at the end.
         snapshot = ReadSnapshot(session_factory)
         request.state.read_snapshot = snapshot

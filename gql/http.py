@@ -8,6 +8,7 @@ gets status 400 with no data entry, as the specification asks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
@@ -61,6 +62,23 @@ def is_request_error(result: ExecutionResult) -> bool:
     )
 
 
+def read_json(data: str | bytes) -> object:
+    """A request body or WebSocket message as JSON. Whatever the parser refuses is a
+    JSONDecodeError, which the view answers with 400 and a socket closes on with 4400: text
+    that is not UTF-8, nesting too deep for the parser's stack, an integer of more digits
+    than Python converts."""
+    try:
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except json.JSONDecodeError:
+        raise
+    except UnicodeDecodeError:
+        raise json.JSONDecodeError("the text is not UTF-8", "", 0) from None
+    except RecursionError:
+        raise json.JSONDecodeError("it is nested too deeply", "", 0) from None
+    except ValueError:
+        raise json.JSONDecodeError("a number has too many digits", "", 0) from None
+
+
 def unsupported_media_type(content_type: str | None) -> Response | None:
     """A POST body that is not JSON: 415, as the specification recommends."""
     media = (content_type or "").split(";")[0].strip().lower()
@@ -70,15 +88,21 @@ def unsupported_media_type(content_type: str | None) -> Response | None:
     return JSONResponse({"errors": [{"message": message}]}, status_code=415)
 
 
-def mutation_over_get(query: str | None, operation_name: str | None) -> Response | None:
-    """GET may only read: a mutation sent by GET is refused with 405 before it runs."""
+def operation_type(query: str | None, operation_name: str | None) -> OperationType | None:
+    """What a document's operation does, or None when it names none that parses; the
+    usual parse or validation error answers it then."""
     if not query:
         return None
     try:
         operation = get_operation_ast(parse(query), operation_name)
     except GraphQLError:
-        return None  # the usual parse error answers it
-    if operation is None or operation.operation is not OperationType.MUTATION:
+        return None
+    return operation.operation if operation is not None else None
+
+
+def mutation_over_get(query: str | None, operation_name: str | None) -> Response | None:
+    """GET may only read: a mutation sent by GET is refused with 405 before it runs."""
+    if operation_type(query, operation_name) is not OperationType.MUTATION:
         return None
     message = "Mutations are sent with POST, never with GET."
     return JSONResponse(

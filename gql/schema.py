@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, ValueNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -63,14 +64,23 @@ class Limits:
 
 
 # What Strawberry raises for a request it cannot run; over WebSocket it arrives as an error.
-_REQUEST_ERRORS = (GraphQLError, CannotGetOperationTypeError, InvalidOperationTypeError)
+_REQUEST_ERRORS = (
+    GraphQLError,
+    MissingQueryError,
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
     """A fault inside a resolver or a subscription's stream, as opposed to a request the
-    client got wrong: any exception that is not a GraphQL error of its own."""
+    client got wrong: any exception that is not a GraphQL error of its own, except where a
+    scalar refused a literal of the document (a Decimal written as a number, an Int of 5,000
+    digits), which validation reports at that literal."""
     original = error.original_error
-    return original is not None and not isinstance(original, _REQUEST_ERRORS)
+    if original is None or isinstance(original, _REQUEST_ERRORS):
+        return False
+    return not (error.nodes and all(isinstance(node, ValueNode) for node in error.nodes))
 
 
 class MaskUnexpectedErrors(MaskErrors):

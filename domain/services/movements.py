@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from domain.errors import (
     AccountNotFound,
+    DomainError,
     DuplicateRequest,
     IdempotencyConflict,
     SameAccountTransfer,
@@ -16,6 +17,7 @@ from domain.ledger import (
     NewTransaction,
     Transaction,
     TransactionKind,
+    check_payer,
     move,
     positive_amount,
     request_hash,
@@ -109,7 +111,10 @@ class MovementService:
         description: str | None = None,
         idempotency_key: str | None = None,
     ) -> Movement:
-        """Move money from one of the actor's accounts to any open account of its currency."""
+        """Move money from one of the actor's accounts to any open account of its currency.
+
+        The sender's refusals come first; then one about a destination the actor may not
+        read is always AccountNotFound, as for an account that does not exist."""
         positive_amount(amount)
         if source == destination:
             raise SameAccountTransfer()
@@ -124,19 +129,27 @@ class MovementService:
             debit = locked.get(source)
             if debit is None or not actor.can_move(debit):
                 raise AccountNotFound(source)
+            check_payer(debit, amount)
             credit = locked.get(destination)
-            if credit is None:
-                raise AccountNotFound(destination)
-            new = move(
-                request.kind,
-                debit=debit,
-                credit=credit,
-                amount=amount,
-                actor_id=actor.user_id,
-                description=description,
-                idempotency=key,
-                limits=self._limits,
-            )
+            try:
+                if credit is None:
+                    raise AccountNotFound(destination)
+                new = move(
+                    request.kind,
+                    debit=debit,
+                    credit=credit,
+                    amount=amount,
+                    actor_id=actor.user_id,
+                    description=description,
+                    idempotency=key,
+                    limits=self._limits,
+                )
+            except DomainError:
+                if credit is not None and actor.can_read(credit):
+                    raise
+                # Whatever refused it (closed, another currency, a balance at its limit), an
+                # account the actor may not read looks exactly like one that does not exist.
+                raise AccountNotFound(destination) from None
             return new, (debit, credit)
 
         return await self._run(actor, key, plan)

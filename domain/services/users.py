@@ -64,6 +64,7 @@ class UserService:
         address = values.at("email", values.email, email)
         if not password:
             raise InvalidInput("password", "Enter your password.")
+        values.at("password", values.typed_password, password)
         async with self._passwords.turn():
             credentials = await retrying(lambda: self._begin_attempt(address))
             matches = await self._passwords.verify(

@@ -1,6 +1,8 @@
 """Who may see and move which money: someone else's things look like nothing at all."""
 
-from gql.ids import to_global_id
+from sqlalchemy import text
+
+from gql.ids import from_global_id, to_global_id
 from tests.api.graphql import ACCOUNT, ACCOUNTS, CLOSE, RENAME, STATEMENT
 
 NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
@@ -56,6 +58,43 @@ async def test_someone_elses_account_cannot_be_changed_and_answers_not_found(gql
         "50.00",
     )
     assert await bob.balance(mine["id"]) == "5.00"
+
+
+async def funding_keys(app) -> set[int]:
+    async with app.state.engine.connect() as connection:
+        rows = await connection.execute(text("SELECT id FROM accounts WHERE kind = 'FUNDING'"))
+        return {row.id for row in rows}
+
+
+async def test_transfers_to_accounts_the_sender_may_not_read_all_answer_as_a_missing_one(
+    app, gql, bob
+):
+    mine = await gql.open_account(name="Mine", initial_deposit="100")
+    closed = await bob.open_account(name="Closed")
+    await bob.data(CLOSE, input={"accountId": closed["id"]})
+    await bob.open_account(name="Dollars", currency="USD", initial_deposit="1")
+    # 100.00 more than this is beyond 64 bits of cents (and the bank's EUR funding is at its floor).
+    await bob.open_account(name="Full", initial_deposit="92233720368547658.08")
+    # Walking every key, as someone mapping the bank would: Bob's accounts of every kind, the
+    # bank's own funding accounts, and keys of no account at all.
+    _, own_key = from_global_id(mine["id"])
+    funding = await funding_keys(app)
+    walked = [key for key in range(1, max(funding) + 4) if key != own_key]
+    assert funding <= set(walked) and len(funding) == 2
+    for amount, refusal in [("100", "AccountNotFound"), ("100.01", "InsufficientFunds")]:
+        answers = []
+        for key in walked:
+            target = to_global_id("Account", key)
+            answer = await gql.transfer(mine["id"], target, amount)
+            if answer["__typename"] == "AccountNotFound":
+                assert answer.pop("accountId") == target
+            answers.append(answer)
+            assert (await gql.data(ACCOUNT, id=target))["account"] is None
+        assert {str(sorted(answer.items())) for answer in answers} == {
+            str(sorted(answers[0].items()))
+        }, answers
+        assert answers[0]["__typename"] == refusal
+    assert await gql.balance(mine["id"]) == "100.00"
 
 
 async def test_a_transfer_may_credit_another_customer_who_then_sees_it(gql, bob):

@@ -119,7 +119,8 @@ async def test_currency_must_match_the_source_account(gql):
 
 
 async def test_errors_come_in_the_documented_order(gql):
-    a = await gql.open_account(name="A")  # empty: a transfer would also be short of funds
+    empty = await gql.open_account(name="Empty")
+    a = await gql.open_account(name="A", initial_deposit="10")
     usd = await gql.open_account(name="U", currency="USD")
     await gql.data(
         "mutation($i: CloseAccountInput!) { closeAccount(input: $i) { __typename } }",
@@ -127,12 +128,17 @@ async def test_errors_come_in_the_documented_order(gql):
     )
     missing = to_global_id("Account", 987654)
     assert (await gql.transfer(a["id"], usd["id"], "1.001"))["__typename"] == "ValidationError"
+    # The sender's own refusals come first, whatever the destination...
+    for destination in (missing, usd["id"]):
+        assert (await gql.transfer(empty["id"], destination, "1"))[
+            "__typename"
+        ] == "InsufficientFunds"
+    # ...then the destination's: missing, closed, another currency.
     assert (await gql.transfer(a["id"], missing, "1"))["__typename"] == "AccountNotFound"
     assert (await gql.transfer(a["id"], usd["id"], "1"))["__typename"] == "AccountClosed"
     other = await gql.open_account(name="U2", currency="USD")
     assert (await gql.transfer(a["id"], other["id"], "1"))["__typename"] == "CurrencyMismatch"
-    b = await gql.open_account(name="B")
-    assert (await gql.transfer(a["id"], b["id"], "1"))["__typename"] == "InsufficientFunds"
+    assert (await gql.transfer(empty["id"], a["id"], "1"))["__typename"] == "InsufficientFunds"
 
 
 async def test_transfer_to_the_same_account_is_a_validation_error(gql):

@@ -17,7 +17,7 @@ from domain.errors import (
 )
 from domain.ledger import TransactionKind
 from domain.limits import MoneyLimits
-from domain.model import AccountId, AccountStatus, Actor, Role, UserId
+from domain.model import AccountId, AccountKind, AccountStatus, Actor, Role, UserId
 from domain.money import MAX_MINOR_UNITS, Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, AuditService, MovementService, UserService
@@ -133,6 +133,64 @@ async def test_transfers_to_the_same_or_a_missing_account_are_refused(accounts, 
             actor=ALICE, source=a.id, destination=AccountId(999), amount=eur(1)
         )
     assert caught.value.account_id == 999
+
+
+async def foreign_accounts(uow, accounts):
+    """Accounts Alice may not read, one of each kind, and Alice's own account with 100."""
+    mine = await accounts.open_account(
+        actor=ALICE, name="A", currency=EUR, initial_deposit=eur(100)
+    )
+    closed = await accounts.open_account(actor=BOB, name="Closed", currency=EUR)
+    await accounts.close_account(actor=BOB, account_id=closed.id)
+    dollars = await accounts.open_account(actor=BOB, name="Dollars", currency=USD)
+    full = await accounts.open_account(actor=BOB, name="Full", currency=EUR)
+    uow.store.accounts[full.id].balance = eur(MAX_MINOR_UNITS)  # one more cent overflows it
+    [funding] = [a.id for a in uow.store.accounts.values() if a.kind is AccountKind.FUNDING]
+    return mine, [closed.id, dollars.id, full.id, funding, AccountId(999)]
+
+
+async def test_a_destination_the_sender_may_not_read_is_refused_as_if_it_did_not_exist(
+    uow, accounts, movements
+):
+    mine, foreign = await foreign_accounts(uow, accounts)
+    commits, before = uow.commits, balances(uow)
+    for destination in foreign:
+        with pytest.raises(AccountNotFound) as caught:
+            await movements.transfer(
+                actor=ALICE, source=mine.id, destination=destination, amount=eur(1)
+            )
+        assert (caught.value.account_id, caught.value.message) == (destination, "No such account.")
+    assert (uow.commits, balances(uow)) == (commits, before)
+
+
+async def test_the_senders_own_refusals_come_before_anything_about_the_destination(
+    uow, accounts, movements
+):
+    mine, foreign = await foreign_accounts(uow, accounts)
+    shut = await accounts.open_account(actor=ALICE, name="Shut", currency=EUR)
+    await accounts.close_account(actor=ALICE, account_id=shut.id)
+    for destination in foreign:
+        for source, amount, refusal in [
+            (shut.id, eur(1), AccountClosed),
+            (mine.id, Money(1, USD), CurrencyMismatch),
+            (mine.id, eur(101), InsufficientFunds),
+        ]:
+            with pytest.raises(refusal):
+                await movements.transfer(
+                    actor=ALICE, source=source, destination=destination, amount=amount
+                )
+
+
+async def test_a_destination_the_sender_may_read_keeps_its_own_refusals(uow, accounts, movements):
+    bobs = await accounts.open_account(actor=BOB, name="B", currency=EUR)
+    await accounts.close_account(actor=BOB, account_id=bobs.id)
+    mine = await accounts.open_account(actor=ADMIN, name="A", currency=EUR, initial_deposit=eur(5))
+    dollars = await accounts.open_account(actor=ADMIN, name="D", currency=USD)
+    # An administrator reads every customer account, so sees why a transfer was refused.
+    with pytest.raises(AccountClosed):
+        await movements.transfer(actor=ADMIN, source=mine.id, destination=bobs.id, amount=eur(1))
+    with pytest.raises(CurrencyMismatch):
+        await movements.transfer(actor=ADMIN, source=mine.id, destination=dollars.id, amount=eur(1))
 
 
 async def test_currency_and_closed_checks(accounts, movements):

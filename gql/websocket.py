@@ -1,0 +1,80 @@
+"""graphql-transport-ws as the HTTP endpoint behaves: a malformed message is the client's
+error (close 4400), and every operation reads afresh, in a context of its own."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Annotated, Literal
+
+from graphql import OperationType
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+
+from gql.context import Context
+from gql.http import operation_type
+
+
+class _Payload(BaseModel):
+    query: str
+    variables: dict[str, object] | None = None
+    operationName: str | None = None
+    extensions: dict[str, object] | None = None
+
+
+class _Subscribe(BaseModel):
+    type: Literal["subscribe"]
+    id: str
+    payload: _Payload
+
+
+class _Complete(BaseModel):
+    type: Literal["complete"]
+    id: str
+
+
+class _Control(BaseModel):
+    type: Literal["connection_init", "ping", "pong"]
+    payload: dict[str, object] | None = None
+
+
+# What a client may send, field types included: Strawberry reads the fields as it finds them.
+CLIENT_MESSAGE: TypeAdapter[_Subscribe | _Complete | _Control] = TypeAdapter(
+    Annotated[_Subscribe | _Complete | _Control, Field(discriminator="type")]
+)
+INVALID_MESSAGE = "Invalid message: see the graphql-transport-ws protocol."
+
+# The context of the operation whose task is running; each operation runs in a task of its own.
+_operation_context: ContextVar[Context | None] = ContextVar("operation_context", default=None)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Checks each client message before Strawberry reads it, and runs each operation in a
+    context of its own, so that a query sees what was committed before it, not what the
+    connection's first query cached."""
+
+    @property
+    def context(self) -> Context:
+        return _operation_context.get() or self._connection
+
+    @context.setter
+    def context(self, connection: Context) -> None:
+        self._connection = connection
+
+    async def handle_message(self, message: Message) -> None:
+        try:
+            CLIENT_MESSAGE.validate_python(message, strict=True)
+        except ValidationError:
+            await self.handle_invalid_message(INVALID_MESSAGE)
+            return
+        await super().handle_message(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        kind = operation_type(operation.query, operation.operation_name)
+        subscription = kind is OperationType.SUBSCRIPTION
+        async with self._connection.operation(subscription=subscription) as context:
+            _operation_context.set(context)
+            await super().run_operation(operation)
