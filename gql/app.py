@@ -50,6 +50,7 @@ from gql.http import (
     read_json,
     unsupported_media_type,
 )
+from gql.logs import configure_logging
 from gql.middleware import RequestMiddleware
 from gql.rate_limits import (
     PROCESS_CONNECTIONS_CLOSE,
@@ -62,7 +63,7 @@ from gql.rate_limits import (
     too_many_requests,
 )
 from gql.schema import Limits, build_schema
-from gql.settings import Settings
+from gql.settings import Settings, load_settings
 from gql.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
@@ -351,3 +352,11 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     app.state.engine = engine
     app.state.tokens = tokens
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app with settings from the environment and .env, for `uvicorn --factory
+    gql.app:app_from_environment`, process managers, and `bankql serve --reload`."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

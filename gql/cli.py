@@ -7,9 +7,11 @@ import asyncio
 import getpass
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from pathlib import Path
 
 from domain.errors import DomainError
 from domain.model import Role
@@ -23,6 +25,8 @@ from persistence.migrate import upgrade
 logger = logging.getLogger("bankql")
 HEALTHCHECK_TIMEOUT_S = 3
 ADMIN_PASSWORD_VARIABLE = "BANKQL_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
+LISTEN_BACKLOG = 2048
+MAX_PORT = 65535
 
 
 async def _migrate(database_url: str) -> None:
@@ -39,7 +43,25 @@ def migrate(settings: Settings) -> None:
     logger.info("database is at the newest schema")
 
 
-def serve(settings: Settings) -> None:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything says it serves; port 0 takes a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigurationError(
+            f"BANKQL_HOST/BANKQL_PORT: cannot listen on {host}:{port} ({error.strerror}); "
+            "choose another port, or stop what holds it"
+        ) from None
+    listener.listen(LISTEN_BACKLOG)
+    listener.set_inheritable(True)
+    return listener
+
+
+def serve(settings: Settings, *, port: int | None = None, reload: bool = False) -> None:
     """Check the settings, apply pending migrations, then serve GraphQL until stopped."""
     import uvicorn
 
@@ -48,13 +70,16 @@ def serve(settings: Settings) -> None:
 
     app = create_app(settings)
     migrate(settings)
-    logger.info("serving GraphQL on http://%s:%d/graphql", settings.host, settings.port)
+    if reload:
+        serve_reloading(settings)
+        return
+    listener = listening_socket(settings.host, settings.port if port is None else port)
+    host, bound_port = listener.getsockname()[:2]
+    logger.info("serving GraphQL on http://%s:%d/graphql", host, bound_port)
     # Our JSON logging stays in charge; each request is logged once, by our middleware.
     # On SIGTERM uvicorn stops accepting and lets in-flight requests finish before exiting.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_config=None,
         access_log=False,
         server_header=False,
@@ -64,6 +89,28 @@ def serve(settings: Settings) -> None:
         # a request on any more gets 503.
         http=bounded_protocol(settings.receive_timeout_s),
         limit_concurrency=max_concurrency(settings.max_connections),
+    )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def serve_reloading(settings: Settings) -> None:
+    """Development: a server process that starts again whenever the code changes."""
+    import uvicorn
+
+    if not settings.development:
+        raise ConfigurationError("--reload: only in development (BANKQL_ENV=development)")
+    logger.info("serving GraphQL on http://%s:%d/graphql, reloading", settings.host, settings.port)
+    root = Path(__file__).resolve().parents[1]
+    uvicorn.run(
+        "gql.app:app_from_environment",
+        factory=True,
+        reload=True,
+        reload_dirs=[str(root / folder) for folder in ("domain", "persistence", "gql")],
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ws_max_size=settings.max_body_bytes,
     )
 
 
@@ -137,7 +184,12 @@ def parser() -> argparse.ArgumentParser:
 
     serve_parser = command("serve", "apply pending migrations, then serve GraphQL at /graphql")
     serve_parser.add_argument("--host", help="interface to listen on (default: BANKQL_HOST)")
-    serve_parser.add_argument("--port", type=int, help="port to listen on (default: BANKQL_PORT)")
+    serve_parser.add_argument(
+        "--port", type=int, help="port to listen on, 0 for a free one (default: BANKQL_PORT)"
+    )
+    serve_parser.add_argument(
+        "--reload", action="store_true", help="development: restart when the code changes"
+    )
     command("migrate", "upgrade the database (BANKQL_DATABASE_URL) to the newest schema")
     command("schema", "print the GraphQL schema in SDL; needs no settings")
     admin_parser = command(
@@ -150,6 +202,24 @@ def parser() -> argparse.ArgumentParser:
     )
     command("healthcheck", "exit 0 when the server on this machine answers /healthz")
     return top
+
+
+def serve_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """--host and --port, checked as their variables are; --port 0 takes a free port."""
+    if args.port is not None and not 0 <= args.port <= MAX_PORT:
+        raise ConfigurationError(
+            f"--port: {args.port} is not a port number (1 to {MAX_PORT}, or 0 for a free one)"
+        )
+    overrides: dict[str, object] = {"host": args.host} if args.host else {}
+    if args.reload:
+        if args.port == 0:
+            raise ConfigurationError("--port 0 cannot be used with --reload")
+        # The reloading process reads its settings again, from the environment.
+        os.environ.update({f"BANKQL_{k.upper()}": str(v) for k, v in overrides.items()})
+        if args.port is not None:
+            os.environ["BANKQL_PORT"] = str(args.port)
+            overrides["port"] = args.port
+    return overrides
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -169,8 +239,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "healthcheck":
             healthcheck(settings)
         else:
-            overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-            serve(settings.model_copy(update=overrides))
+            overrides = serve_overrides(args)
+            serve(
+                settings.model_copy(update=overrides),
+                port=None if args.reload else args.port,
+                reload=args.reload,
+            )
     except ConfigurationError as error:
         # One line, and the status argparse gives a wrong command line: the call was wrong.
         sys.stderr.write(f"bankql cannot start: {error}\n")

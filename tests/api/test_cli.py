@@ -1,10 +1,14 @@
 """The bankql command as a user runs it: a real process on a free port."""
 
+import json
 import os
 import pty
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -180,3 +184,87 @@ def test_schema_needs_no_settings():
     printed = run("schema", env=broken)
     assert printed.returncode == 0, printed.stderr
     assert "type Query" in printed.stdout
+
+
+def serving_line(process: subprocess.Popen[str]) -> dict:
+    """The first log line that says where the server listens (reading its standard error)."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if '"serving GraphQL on' in line:
+            return json.loads(line)
+    raise AssertionError("the server ended without saying where it serves")
+
+
+def test_port_zero_takes_a_free_port_and_the_log_names_it(tmp_path):
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    process = subprocess.Popen(
+        [*BANKQL, "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = serving_line(process)["message"].removeprefix("serving GraphQL on ")
+        port = int(url.split(":")[2].split("/")[0])
+        assert port not in (0, 8000)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_bad_or_taken_port_is_one_line_before_anything_says_serving(tmp_path):
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    refused = run("serve", "--port", "99999", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "bankql cannot start: --port: 99999 is not a port number (1 to 65535, or 0 for a free one)"
+    ]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = run("serve", "--port", str(holder.getsockname()[1]), env=env)
+    assert taken.returncode == 2
+    assert "serving GraphQL" not in taken.stderr
+    assert (
+        taken.stderr.strip()
+        .splitlines()[-1]
+        .startswith("bankql cannot start: BANKQL_HOST/BANKQL_PORT: cannot listen on 127.0.0.1:")
+    )
+
+
+def test_reload_serves_and_starts_again_when_the_code_changes(tmp_path):
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    port = free_port()
+    process = subprocess.Popen(
+        [*BANKQL, "serve", "--reload", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert serving_line(process)["message"].endswith(f":{port}/graphql, reloading")
+        assert process.stderr is not None
+        touched = Path(__file__).resolve().parents[2] / "gql" / "__init__.py"
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "Application startup complete" in line and len(seen) < 100:
+                touched.touch()  # the code changed: the server process starts again
+            if "Reloading" in line:
+                break
+        for line in process.stderr:
+            if "Application startup complete" in line:
+                break
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_the_app_factory_reads_its_settings_from_the_environment(monkeypatch, tmp_path):
+    from gql.app import app_from_environment
+
+    monkeypatch.setenv("BANKQL_ENV", "development")
+    monkeypatch.setenv("BANKQL_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("BANKQL_SECRET_KEY", "a-secret-key-of-at-least-32-characters!")
+    app = app_from_environment()
+    assert app.state.engine.url.database == str(tmp_path / "x.db")
