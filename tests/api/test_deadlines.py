@@ -34,7 +34,7 @@ from persistence.database import make_engine
 from tests.api.graphql import OPEN, GraphQLClient
 from tests.api.subscriber import SUBSCRIBE
 from tests.conftest import TEST_SECRET_KEY, settings_for
-from tests.fakes import FakeTransactionRepository, FakeUnitOfWorkFactory
+from tests.fakes import FakePasswordHasher, FakeTransactionRepository, FakeUnitOfWorkFactory
 from tests.servers import Server, environment
 
 EUR = Currency.of("EUR")
@@ -251,7 +251,7 @@ class SubscribedStream:
         self.tokens = TokenCodec(TEST_SECRET_KEY, timedelta(hours=1))
 
     async def start(self) -> Any:
-        user = await UserService(self.storage).register(
+        user = await UserService(self.storage, FakePasswordHasher()).register(
             email="stream@example.com", password="long enough password"
         )
         self.actor = Actor(user.id, user.role)

@@ -55,7 +55,11 @@ async def test_no_account_is_credited_beyond_the_largest_balance(gql, bob):
     b = await bob.open_account(name="B", initial_deposit="100")
     message = refused_on(await gql.deposit(a["id"], "50.01"), "amount.amount")
     assert message == "An account holds at most 150.00 EUR; this would take it above that."
-    refused_on(await bob.transfer(b["id"], a["id"], "50.01"), "amount.amount")
+    # Someone else's account at its limit looks like no account at all to the sender; its
+    # owner, who may read it, is told why.
+    assert (await bob.transfer(b["id"], a["id"], "50.01"))["__typename"] == "AccountNotFound"
+    own = await gql.open_account(name="Own", initial_deposit="60")
+    refused_on(await gql.transfer(own["id"], a["id"], "50.01"), "amount.amount")
     assert (await gql.balance(a["id"]), await bob.balance(b["id"])) == ("100.00", "100.00")
     assert (await lines(gql, a["id"]), await lines(bob, b["id"])) == (1, 1)
     # Up to the limit itself is fine, and another account has its own room.

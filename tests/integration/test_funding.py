@@ -10,6 +10,7 @@ from domain.model import Actor, FundingAccount, Role, UserId
 from domain.money import Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, AuditService, MovementService, UserService
+from tests.fakes import FakePasswordHasher
 
 CHF = Currency.of("CHF")
 # Generous: a deposit that does not wait on another finishes in milliseconds, and one that
@@ -18,7 +19,9 @@ BOUND_S = 60
 
 
 async def customer(uow_factory, email: str) -> Actor:
-    user = await UserService(uow_factory).register(email=email, password="long enough password")
+    user = await UserService(uow_factory, FakePasswordHasher()).register(
+        email=email, password="long enough password"
+    )
     return Actor(user.id, user.role)
 
 

@@ -213,9 +213,7 @@ async def _rows(engine, query: str) -> list[tuple[object, ...]]:
 
 def _units_of_work(engine):
     sessions = make_session_factory(engine)
-    return lambda read_only=False: SqlUnitOfWork(
-        sessions, PasswordHashing(1, 64, 1), read_only=read_only
-    )
+    return lambda read_only=False: SqlUnitOfWork(sessions, read_only=read_only)
 
 
 FUNDING_LINES = (
@@ -268,7 +266,9 @@ async def test_downgrading_refuses_funding_past_64_bits_and_changes_nothing(empt
     try:
         await upgrade(engine)
         uow = _units_of_work(engine)
-        user = await UserService(uow).register(email="a@example.com", password="long password")
+        user = await UserService(uow, PasswordHashing(1, 64, 1)).register(
+            email="a@example.com", password="long password"
+        )
         for name in ("A", "B"):
             await AccountService(uow).open_account(
                 actor=Actor(user.id, user.role),

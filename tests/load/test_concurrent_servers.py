@@ -41,7 +41,7 @@ async def test_random_movements_with_retries_on_two_servers_keep_the_ledger_exac
 
     await drive(http, bank, bases, ops, CLIENTS)
 
-    assert bank.unacknowledged == []
+    assert bank.unacknowledged == [], bank.unanswered_because[:5]
     kinds = [r["__typename"] for results in bank.results.values() for r in results]
     assert kinds.count("InsufficientFunds") > len(ops) // 10, "the load should try to overdraw"
     assert kinds.count("MoneyMovement") > len(ops) // 3
@@ -85,5 +85,5 @@ async def test_a_server_killed_mid_load_loses_nothing_it_acknowledged(http, serv
     pending, bank.unacknowledged = bank.unacknowledged, []
     for op, _ in pending:
         await run_op(http, bank, bases, dataclasses.replace(op, repeat=None), 0)
-    assert bank.unacknowledged == []
+    assert bank.unacknowledged == [], bank.unanswered_because[:5]
     await check_ledger(http, victim.url, empty_url, bank, ops)

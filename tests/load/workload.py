@@ -55,6 +55,10 @@ async def post(
     if response.status_code != 200:
         raise NotAcknowledged(f"HTTP {response.status_code}: {response.text[:200]}")
     body: dict[str, Any] = response.json()
+    codes = {error.get("extensions", {}).get("code") for error in body.get("errors") or ()}
+    if codes == {"TIMEOUT"}:
+        # Stopped at its deadline: like a lost answer, it may or may not have committed.
+        raise NotAcknowledged(f"TIMEOUT: {body['errors'][0]['message']}")
     if body.get("errors"):
         raise AssertionError(f"unexpected top-level error: {body['errors']}")
     return body["data"]  # type: ignore[no-any-return]
@@ -94,6 +98,8 @@ class Bank:
     initial_deposits_minor: int = 0
     results: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     unacknowledged: list[tuple[Op, int]] = field(default_factory=list)
+    # Why each of them got no answer, to show when a test finds one it did not expect.
+    unanswered_because: list[str] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
 
     @property
@@ -161,8 +167,9 @@ async def run_op(http: httpx.AsyncClient, bank: Bank, bases: list[str], op: Op, 
         started = time.perf_counter()
         try:
             bank.results[op.key].append(await send(http, bases[index], op))
-        except NotAcknowledged:
+        except NotAcknowledged as error:
             bank.unacknowledged.append((op, index))
+            bank.unanswered_because.append(str(error))
         bank.latencies_s.append(time.perf_counter() - started)
 
     if op.repeat == "concurrent":

@@ -17,7 +17,7 @@ from domain.errors import (
 )
 from domain.ledger import TransactionKind
 from domain.limits import MoneyLimits
-from domain.model import AccountId, AccountKind, AccountStatus, Actor, Role, UserId
+from domain.model import AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import MAX_MINOR_UNITS, Currency, Money
 from domain.ports import PageRequest
 from domain.services import AccountService, AuditService, MovementService, UserService
@@ -145,7 +145,7 @@ async def foreign_accounts(uow, accounts):
     dollars = await accounts.open_account(actor=BOB, name="Dollars", currency=USD)
     full = await accounts.open_account(actor=BOB, name="Full", currency=EUR)
     uow.store.accounts[full.id].balance = eur(MAX_MINOR_UNITS)  # one more cent overflows it
-    [funding] = [a.id for a in uow.store.accounts.values() if a.kind is AccountKind.FUNDING]
+    [funding] = [account.id for account in uow.store.funding.values()]
     return mine, [closed.id, dollars.id, full.id, funding, AccountId(999)]
 
 
@@ -434,16 +434,22 @@ async def test_a_credit_beyond_the_largest_balance_changes_nothing(uow):
     accounts, movements = AccountService(uow, LIMITS), MovementService(uow, LIMITS)
     a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(10000))
     b = await accounts.open_account(actor=BOB, name="B", currency=EUR, initial_deposit=eur(10000))
+    own = await accounts.open_account(
+        actor=ALICE, name="Own", currency=EUR, initial_deposit=eur(6000)
+    )
     commits = uow.commits
     with pytest.raises(BalanceOverLimit) as caught:
         await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(5001))
     assert (caught.value.account_id, caught.value.limit) == (a.id, eur(15000))
-    with pytest.raises(BalanceOverLimit):
+    # To a sender who may not read it, a full account looks like none at all.
+    with pytest.raises(AccountNotFound):
         await movements.transfer(actor=BOB, source=b.id, destination=a.id, amount=eur(5001))
-    assert balances(uow) == {a.id: 10000, b.id: 10000}
+    with pytest.raises(BalanceOverLimit):
+        await movements.transfer(actor=ALICE, source=own.id, destination=a.id, amount=eur(5001))
+    assert balances(uow) == {a.id: 10000, b.id: 10000, own.id: 6000}
     assert uow.commits == commits
     await movements.deposit(actor=ALICE, account_id=a.id, amount=eur(5000))
-    assert balances(uow) == {a.id: 15000, b.id: 10000}
+    assert balances(uow) == {a.id: 15000, b.id: 10000, own.id: 6000}
 
 
 async def test_a_replay_is_answered_even_after_the_limit_is_lowered(uow, accounts):
