@@ -305,6 +305,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         money_limits(settings),
         settings.request_timeout_s,
         sign_in_throttle(settings),
+        settings.subscription_connections,
     )
 
     async def readyz(_request: Request) -> JSONResponse:

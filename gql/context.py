@@ -28,10 +28,10 @@ from domain.throttle import SignInThrottle
 from gql.auth import SignedIn, TokenCodec, bearer_token
 from gql.loaders import Loaders
 from gql.problems import Unauthenticated
-from gql.settings import DEFAULT_SUBSCRIPTION_POLL_MS, Settings
+from gql.settings import DEFAULT_SUBSCRIPTION_CONNECTIONS, DEFAULT_SUBSCRIPTION_POLL_MS, Settings
 from persistence.passwords import PasswordHashing
 from persistence.snapshot import ReadSnapshot
-from persistence.unit_of_work import SqlUnitOfWork
+from persistence.unit_of_work import SharedOut, SqlUnitOfWork
 
 
 @dataclass
@@ -178,11 +178,13 @@ def make_context_getter(
     limits: MoneyLimits | None = None,
     operation_timeout_s: float | None = None,
     throttle: SignInThrottle | None = None,
+    subscription_connections: int = DEFAULT_SUBSCRIPTION_CONNECTIONS,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
-    password hasher."""
-    unit_of_work = sql_unit_of_work(session_factory)
+    password hasher. Subscriptions read through a bounded share of the pool, so that no
+    number of streams can take the connections requests need."""
+    unit_of_work = SharedOut(sql_unit_of_work(session_factory), subscription_connections)
     watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:

@@ -18,6 +18,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
 DEFAULT_SUBSCRIPTION_POLL_MS = 250
+DEFAULT_SUBSCRIPTION_CONNECTIONS = 4
 DEFAULT_MAX_QUERY_COST = 5000
 
 logger = logging.getLogger("bankql")
@@ -72,6 +73,9 @@ class Settings(BaseSettings):
     # subscriptions one WebSocket connection may hold at once.
     subscription_poll_ms: int = Field(default=DEFAULT_SUBSCRIPTION_POLL_MS, ge=10, le=60_000)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    # Most database connections the subscriptions of one process hold at once, of the pool's
+    # 15: the rest stay free for requests however many streams start together.
+    subscription_connections: int = Field(default=DEFAULT_SUBSCRIPTION_CONNECTIONS, ge=1, le=15)
     # The largest single movement and the largest balance of a customer account, in whole
     # units of the currency moved (1000 is 1000.00 EUR or 1000 JPY); unset, only 64 bits of
     # minor units bound them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Self
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -13,6 +14,8 @@ from domain.ports import (
     AccountRepository,
     SignInFailureRepository,
     TransactionRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
     UserRepository,
 )
 from persistence.database import READ_ONLY
@@ -104,3 +107,50 @@ class SqlUnitOfWork(SqlRepositories):
         if self._read_only:
             raise RuntimeError("commit() in a read-only unit of work")
         await self._session.commit()
+
+
+class SharedOut:
+    """Units of work that hold at most `slots` database connections at once between them:
+    a bounded share of the pool, so that however many of them start together, the rest of
+    the pool stays free for everyone else. A unit of work waits for a slot before it takes a
+    connection, and gives the slot back when it ends."""
+
+    def __init__(self, make: UnitOfWorkFactory, slots: int) -> None:
+        self._make = make
+        self._slots = asyncio.Semaphore(slots)
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        return _InSlot(self._make(read_only=read_only), self._slots)
+
+
+class _InSlot:
+    """A unit of work that runs in one of the shared slots; otherwise it is the one it wraps."""
+
+    users: UserRepository
+    accounts: AccountRepository
+    transactions: TransactionRepository
+    sign_in_failures: SignInFailureRepository
+
+    def __init__(self, inner: UnitOfWork, slots: asyncio.Semaphore) -> None:
+        self._inner = inner
+        self._slots = slots
+
+    async def __aenter__(self) -> Self:
+        await self._slots.acquire()
+        try:
+            inner = await self._inner.__aenter__()
+        except BaseException:
+            self._slots.release()
+            raise
+        self.users, self.accounts = inner.users, inner.accounts
+        self.transactions, self.sign_in_failures = inner.transactions, inner.sign_in_failures
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            await self._inner.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._slots.release()
+
+    async def commit(self) -> None:
+        await self._inner.commit()
