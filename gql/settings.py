@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     anonymous_rate_limit_per_second: float = Field(default=20, gt=0, le=100_000)
     anonymous_rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)
     # Open WebSocket connections per signed-in user, and per process.
-    max_ws_connections_per_user: int = Field(default=20, ge=1, le=100_000)
+    max_ws_connections_per_user: int = Field(default=10, ge=1, le=100_000)
     max_ws_connections: int = Field(default=1000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=MIB, ge=1024)
     max_query_depth: int = Field(default=12, ge=1)
@@ -121,7 +121,8 @@ class Settings(BaseSettings):
 
     @property
     def hash_concurrency(self) -> int:
-        return self.max_concurrent_hashes or os.cpu_count() or 1
+        """Half the CPUs unless set: a storm of sign-ins leaves the other half to everyone else."""
+        return self.max_concurrent_hashes or max(1, (os.cpu_count() or 1) // 2)
 
     @property
     def introspection_enabled(self) -> bool:
