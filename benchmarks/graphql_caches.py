@@ -18,9 +18,9 @@ from pathlib import Path
 import strawberry
 
 from domain.services import UserService
-from gql.auth import TokenCodec
 from gql.context import build_context, sql_unit_of_work
-from gql.schema import build_schema
+from gql.schema.schema import build_schema
+from gql.server.auth import TokenCodec
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
 from persistence.passwords import PasswordHashing

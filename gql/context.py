@@ -25,10 +25,14 @@ from domain.services import (
     UserService,
 )
 from domain.throttle import SignInThrottle
-from gql.auth import SignedIn, TokenCodec, bearer_token
-from gql.loaders import Loaders
-from gql.problems import Unauthenticated
-from gql.settings import DEFAULT_SUBSCRIPTION_CONNECTIONS, DEFAULT_SUBSCRIPTION_POLL_MS, Settings
+from gql.schema.loaders import Loaders
+from gql.schema.top_level_errors import Unauthenticated
+from gql.server.auth import SignedIn, TokenCodec, bearer_token
+from gql.server.settings import (
+    DEFAULT_SUBSCRIPTION_CONNECTIONS,
+    DEFAULT_SUBSCRIPTION_POLL_MS,
+    Settings,
+)
 from persistence.passwords import PasswordHashing
 from persistence.snapshot import ReadSnapshot
 from persistence.unit_of_work import SharedOut, SqlUnitOfWork

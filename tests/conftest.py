@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gql.app import create_app
-from gql.settings import Settings
+from gql.server.app import create_app
+from gql.server.settings import Settings
 from tests.databases import (
     BACKENDS,
     LedgerDatabase,

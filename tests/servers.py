@@ -14,7 +14,7 @@ import httpx
 
 from tests.conftest import TEST_SECRET_KEY
 
-BANKQL = [sys.executable, "-m", "gql.cli"]
+BANKQL = [sys.executable, "-m", "gql.server.cli"]
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 

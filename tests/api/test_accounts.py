@@ -1,6 +1,6 @@
 import pytest
 
-from gql.ids import to_global_id
+from gql.schema.ids import to_global_id
 from tests.api.graphql import CLOSE, OPEN, RENAME, STATEMENT
 
 

@@ -2,7 +2,7 @@
 
 from sqlalchemy import text
 
-from gql.ids import from_global_id, to_global_id
+from gql.schema.ids import from_global_id, to_global_id
 from tests.api.graphql import STATEMENT
 
 AUDIT = """{ ledgerAudit { ok accountsChecked transactionsChecked mismatchedAccountIds

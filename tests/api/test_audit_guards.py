@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import text
 
-from gql.ids import from_global_id
+from gql.schema.ids import from_global_id
 from tests.api.test_audit import AUDIT
 from tests.databases import migrated
 

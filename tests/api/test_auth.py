@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from domain.model import UserId
-from gql.auth import SignedIn, TokenCodec
+from gql.server.auth import SignedIn, TokenCodec
 from tests.api.graphql import ACCOUNTS, LOGIN, OPEN, REGISTER, GraphQLClient
 from tests.conftest import TEST_SECRET_KEY
 

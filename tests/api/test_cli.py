@@ -66,7 +66,7 @@ def test_a_short_secret_key_is_refused(tmp_path):
 def test_development_mode_makes_up_a_key_and_says_so(tmp_path):
     env = environment(f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}", BANKQL_ENV="development")
     del env["BANKQL_SECRET_KEY"]
-    check = "from gql.settings import Settings; print(len(Settings().signing_key()))"
+    check = "from gql.server.settings import Settings; print(len(Settings().signing_key()))"
     result = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60
     )
@@ -261,7 +261,7 @@ def test_reload_serves_and_starts_again_when_the_code_changes(tmp_path):
 
 
 def test_the_app_factory_reads_its_settings_from_the_environment(monkeypatch, tmp_path):
-    from gql.app import app_from_environment
+    from gql.server.app import app_from_environment
 
     monkeypatch.setenv("BANKQL_ENV", "development")
     monkeypatch.setenv("BANKQL_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")

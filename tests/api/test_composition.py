@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import httpx
 
-from gql.app import create_app
-from gql.auth import TokenCodec
 from gql.context import build_context, viewer_of
+from gql.server.app import create_app
+from gql.server.auth import TokenCodec
 from tests.api.graphql import GraphQLClient
 from tests.conftest import TEST_SECRET_KEY, settings_for
 from tests.fakes import FakeUnitOfWorkFactory

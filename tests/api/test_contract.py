@@ -102,7 +102,10 @@ def test_bankql_schema_keeps_the_contract(tmp_path):
             pytest.fail(f"{reason}, and BANKQL_REQUIRE_CONTRACT=1")
         pytest.skip(reason)
     sdl = subprocess.run(
-        [sys.executable, "-m", "gql.cli", "schema"], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "gql.server.cli", "schema"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     schema_file = tmp_path / "schema.graphql"
     schema_file.write_text(sdl)
@@ -118,7 +121,10 @@ def test_bankql_schema_keeps_the_contract(tmp_path):
 def test_the_committed_schema_file_is_the_served_schema():
     """Frontend tools read schema.graphql; it must say what the server serves."""
     served = subprocess.run(
-        [sys.executable, "-m", "gql.cli", "schema"], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "gql.server.cli", "schema"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     committed = (Path(__file__).resolve().parents[2] / "schema.graphql").read_text()
     assert committed == served, "schema.graphql is stale: run `bankql schema > schema.graphql`"

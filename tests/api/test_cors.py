@@ -3,8 +3,8 @@
 import httpx
 import pytest
 
-from gql.app import create_app
-from gql.settings import ConfigurationError, load_settings
+from gql.server.app import create_app
+from gql.server.settings import ConfigurationError, load_settings
 from tests.conftest import settings_for
 
 ALLOWED = "https://app.example.com"

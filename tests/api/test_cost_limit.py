@@ -1,6 +1,6 @@
 """The cost limit: an operation that would cost too much is refused before anything runs.
 
-Costs are worked out by hand from the model in gql/cost.py: each field that reads the
+Costs are worked out by hand from the model in gql/schema/cost.py: each field that reads the
 database counts 1 each time it may run, a page of `first` items counts `first` more and
 multiplies what is below it.
 """
@@ -11,8 +11,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from gql.app import create_app
-from gql.settings import DEFAULT_MAX_QUERY_COST
+from gql.server.app import create_app
+from gql.server.settings import DEFAULT_MAX_QUERY_COST
 from tests.api.graphql import GraphQLClient
 from tests.api.test_query_cost import counted
 from tests.conftest import settings_for

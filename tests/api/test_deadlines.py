@@ -25,11 +25,11 @@ from sqlalchemy.engine import make_url
 from domain.model import Actor
 from domain.money import Currency, Money
 from domain.services import AccountService, EntryWatch, MovementService, UserService
-from gql.app import create_app
-from gql.auth import TokenCodec
 from gql.context import build_context
-from gql.ids import to_global_id
-from gql.schema import build_schema
+from gql.schema.ids import to_global_id
+from gql.schema.schema import build_schema
+from gql.server.app import create_app
+from gql.server.auth import TokenCodec
 from persistence.database import make_engine
 from tests.api.graphql import OPEN, GraphQLClient
 from tests.api.subscriber import SUBSCRIBE

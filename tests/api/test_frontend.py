@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gql.graphiql import ASSETS, GraphiQLAssets
+from gql.server.graphiql import ASSETS, GraphiQLAssets
 from tests.servers import Server, environment
 
 NODE_TESTS = Path(__file__).resolve().parents[1] / "node"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from gql.app import create_app
+from gql.server.app import create_app
 from tests.api.graphql import (
     ACCOUNT,
     ACCOUNTS,

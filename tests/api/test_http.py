@@ -56,8 +56,8 @@ async def test_a_variable_a_scalar_refuses_is_the_clients_error_not_a_fault(gql,
 def test_the_schema_caches_parsed_and_validated_documents():
     from strawberry.extensions import ParserCache
 
-    from gql.schema import build_schema
-    from gql.validation import Validation
+    from gql.schema.schema import build_schema
+    from gql.schema.validation import Validation
 
     def validation_and_parsing(schema):
         made = [make() for make in schema.extensions]

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from gql.app import create_app
+from gql.server.app import create_app
 from tests.api.graphql import LOGIN, REGISTER
 from tests.conftest import settings_for
 

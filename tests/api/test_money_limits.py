@@ -2,7 +2,7 @@
 
 import pytest
 
-from gql.app import create_app
+from gql.server.app import create_app
 from tests.api.graphql import OPEN, STATEMENT
 from tests.conftest import settings_for
 

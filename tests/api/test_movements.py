@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from gql.ids import to_global_id
+from gql.schema.ids import to_global_id
 from tests.api.graphql import STATEMENT
 
 

@@ -8,8 +8,8 @@ import httpx
 from starlette.testclient import TestClient
 
 from domain.services import AccountService
-from gql.app import create_app
-from gql.logs import JsonFormatter, quiet_libraries
+from gql.server.app import create_app
+from gql.server.logs import JsonFormatter, quiet_libraries
 from tests.api.graphql import LOGIN, OPEN
 from tests.conftest import settings_for
 from tests.databases import migrated

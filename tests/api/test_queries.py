@@ -1,6 +1,6 @@
 import pytest
 
-from gql.ids import from_global_id, to_cursor, to_global_id
+from gql.schema.ids import from_global_id, to_cursor, to_global_id
 from tests.api.graphql import ACCOUNTS, STATEMENT
 
 NODE = """

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
-from gql.app import create_app
-from gql.settings import ConfigurationError, Settings, load_settings
+from gql.server.app import create_app
+from gql.server.settings import ConfigurationError, Settings, load_settings
 from tests.conftest import TEST_SECRET_KEY, settings_for
 from tests.databases import migrated, sqlite_url
 

@@ -20,10 +20,10 @@ from starlette.applications import Starlette
 from domain.model import Role, User
 from domain.ports import PasswordHasher
 from domain.services import UserService
-from gql.app import create_app
-from gql.auth import TokenCodec
 from gql.context import make_context_getter, password_hashing, sql_unit_of_work
-from gql.settings import Settings
+from gql.server.app import create_app
+from gql.server.auth import TokenCodec
+from gql.server.settings import Settings
 from persistence.database import make_engine, make_session_factory
 from persistence.passwords import PasswordHashing
 from persistence.tables import SignInFailureRow

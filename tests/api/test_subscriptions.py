@@ -19,7 +19,7 @@ import jwt
 import pytest
 import websockets
 
-from gql.auth import TokenCodec
+from gql.server.auth import TokenCodec
 from tests.api.graphql import GraphQLClient
 from tests.api.subscriber import SUBSCRIBE, Subscriber
 from tests.conftest import TEST_SECRET_KEY

@@ -4,7 +4,7 @@ where the schema is public anyway, they still do."""
 import httpx
 import pytest
 
-from gql.app import create_app
+from gql.server.app import create_app
 from tests.conftest import settings_for
 
 DEPOSIT = "mutation($input: DepositInput!) { deposit(input: $input) { __typename } }"

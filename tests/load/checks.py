@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from gql.ids import from_global_id
+from gql.schema.ids import from_global_id
 from persistence.database import make_engine
 from tests.load.workload import LOGIN, Bank, Op, acknowledged_movements, expected_total_minor, post
 

@@ -6,9 +6,9 @@ import pytest
 
 from domain.model import UserId
 from domain.throttle import SignInFailures, SignInThrottle
-from gql.problems import RateLimited, retry_after_seconds
-from gql.rate_limits import ConnectionLimits, RateLimiter, RequestLimits, retry_after_of
-from gql.settings import Settings
+from gql.schema.top_level_errors import RateLimited, retry_after_seconds
+from gql.server.rate_limits import ConnectionLimits, RateLimiter, RequestLimits, retry_after_of
+from gql.server.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

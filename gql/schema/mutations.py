@@ -12,9 +12,9 @@ from domain.errors import DomainError, InvalidInput, TryLater
 from domain.money import Currency, Money
 from domain.services import Movement
 from domain.values import at
-from gql import errors as e
-from gql.errors import ErrorMapper
-from gql.inputs import (
+from gql.schema import errors_as_data as e
+from gql.schema.errors_as_data import ErrorMapper
+from gql.schema.inputs import (
     CloseAccountInput,
     DepositInput,
     LoginInput,
@@ -28,9 +28,9 @@ from gql.inputs import (
     idempotency_key,
     money,
 )
-from gql.permissions import SIGNED_IN
-from gql.problems import BadUserInput, RateLimited
-from gql.types import Account, AuthPayload, Info, Transaction
+from gql.schema.permissions import SIGNED_IN
+from gql.schema.top_level_errors import BadUserInput, RateLimited
+from gql.schema.types import Account, AuthPayload, Info, Transaction
 
 
 @strawberry.type

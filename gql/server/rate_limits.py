@@ -28,7 +28,7 @@ from graphql import (
 from starlette.responses import JSONResponse, Response
 
 from domain.model import UserId
-from gql.problems import RateLimited, retry_after_seconds
+from gql.schema.top_level_errors import RateLimited, retry_after_seconds
 
 # Buckets one process remembers per kind of key; the least recently seen goes first, so
 # memory stays bounded however many addresses a client sprays from. A forgotten key starts

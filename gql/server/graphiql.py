@@ -12,8 +12,10 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
-PAGE = Path(__file__).with_name("graphiql") / "index.html"
-DEFAULT_ASSETS = Path(__file__).with_name("graphiql") / "node_modules"
+# The page and its npm lock live in gql/graphiql/, beside the two packages.
+FOLDER = Path(__file__).resolve().parents[1] / "graphiql"
+PAGE = FOLDER / "index.html"
+DEFAULT_ASSETS = FOLDER / "node_modules"
 # Served name -> (path inside node_modules, its sha384 for the page's integrity attribute).
 ASSETS = {
     "react.production.min.js": (

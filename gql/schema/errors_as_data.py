@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from domain import errors
-from gql.ids import to_global_id
-from gql.types import Money
+from gql.schema.ids import to_global_id
+from gql.schema.types import Money
 
 
 @strawberry.interface(description="Every expected failure of a mutation implements Error.")

@@ -11,10 +11,10 @@ import strawberry
 from domain import ledger, model
 from domain.money import Money as DomainMoney
 from domain.ports import AuditReport, Page
-from gql.auth import TokenCodec
 from gql.context import Context
-from gql.ids import page_request, to_cursor, to_global_id
-from gql.scalars import DecimalText
+from gql.schema.ids import page_request, to_cursor, to_global_id
+from gql.schema.scalars import DecimalText
+from gql.server.auth import TokenCodec
 
 # The domain's enums are the GraphQL enums: one list of values, registered here at the edge.
 Role = strawberry.enum(model.Role, name="Role")

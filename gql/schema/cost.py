@@ -54,7 +54,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-from gql.ids import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from gql.schema.ids import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 TOO_COSTLY = "QUERY_TOO_COSTLY"
 

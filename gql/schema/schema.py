@@ -26,18 +26,18 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from gql import errors
-from gql.cost import QueryCost
-from gql.deadline import BoundedExecution
-from gql.logs import operation, request_id
-from gql.mutations import Mutation
-from gql.queries import Query
-from gql.rate_limits import OneSignInPerOperation
-from gql.scalars import SCALARS
-from gql.settings import Settings
-from gql.subscriptions import Subscription
-from gql.types import Account, LedgerEntry, Transaction, User
-from gql.validation import ExecutorWithoutSuggestions, Validation, validator
+from gql.schema import errors_as_data
+from gql.schema.cost import QueryCost
+from gql.schema.mutations import Mutation
+from gql.schema.queries import Query
+from gql.schema.scalars import SCALARS
+from gql.schema.subscriptions import Subscription
+from gql.schema.types import Account, LedgerEntry, Transaction, User
+from gql.schema.validation import ExecutorWithoutSuggestions, Validation, validator
+from gql.server.deadline import BoundedExecution
+from gql.server.logs import operation, request_id
+from gql.server.rate_limits import OneSignInPerOperation
+from gql.server.settings import Settings
 
 logger = logging.getLogger("bankql.errors")
 INTERNAL_ERROR = "Internal server error"
@@ -204,13 +204,13 @@ def build_schema(
 
 
 ERROR_TYPES = [
-    errors.ValidationError,
-    errors.AccountNotFound,
-    errors.AccountClosed,
-    errors.AccountNotEmpty,
-    errors.InsufficientFunds,
-    errors.CurrencyMismatch,
-    errors.IdempotencyConflict,
-    errors.EmailAlreadyRegistered,
-    errors.InvalidCredentials,
+    errors_as_data.ValidationError,
+    errors_as_data.AccountNotFound,
+    errors_as_data.AccountClosed,
+    errors_as_data.AccountNotEmpty,
+    errors_as_data.InsufficientFunds,
+    errors_as_data.CurrencyMismatch,
+    errors_as_data.IdempotencyConflict,
+    errors_as_data.EmailAlreadyRegistered,
+    errors_as_data.InvalidCredentials,
 ]

@@ -7,7 +7,7 @@ import binascii
 import re
 
 from domain.ports import PageRequest
-from gql.problems import BadUserInput
+from gql.schema.top_level_errors import BadUserInput
 
 MAX_KEY = 2**63 - 1
 DEFAULT_PAGE_SIZE = 20

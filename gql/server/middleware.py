@@ -13,9 +13,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql.deadline import TIMEOUT, ClientWatch, Ending, timeout_message, within_deadline
-from gql.http import JSON, negotiate
-from gql.logs import operation, request_id
+from gql.server.deadline import TIMEOUT, ClientWatch, Ending, timeout_message, within_deadline
+from gql.server.http import JSON, negotiate
+from gql.server.logs import operation, request_id
 
 logger = logging.getLogger("bankql.requests")
 REQUEST_ID_HEADER = "x-request-id"

@@ -6,7 +6,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from gql.types import Info
+from gql.schema.types import Info
 
 
 class IsAuthenticated(BasePermission):

@@ -7,10 +7,10 @@ import strawberry
 from domain import errors, model
 from domain.ledger import EntryId, TransactionId
 from domain.model import AccountId, UserId
-from gql.ids import MalformedId, argument_key, from_global_id
-from gql.permissions import SIGNED_IN
-from gql.problems import BadUserInput, Forbidden
-from gql.types import (
+from gql.schema.ids import MalformedId, argument_key, from_global_id
+from gql.schema.permissions import SIGNED_IN
+from gql.schema.top_level_errors import BadUserInput, Forbidden
+from gql.schema.types import (
     Account,
     AccountConnection,
     Info,

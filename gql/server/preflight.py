@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from gql.settings import ConfigurationError
+from gql.server.settings import ConfigurationError
 from persistence.database import make_engine
 
 VARIABLE = "BANKQL_DATABASE_URL"

@@ -9,8 +9,8 @@ from domain.errors import InvalidValue
 from domain.model import AccountId
 from domain.money import Currency, Money
 from domain.values import at
-from gql.ids import MalformedId, key_of
-from gql.scalars import DecimalText
+from gql.schema.ids import MalformedId, key_of
+from gql.schema.scalars import DecimalText
 
 
 def _account_key(global_id: str) -> AccountId:

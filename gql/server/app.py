@@ -29,7 +29,6 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from gql.auth import TokenCodec
 from gql.context import (
     Context,
     ContextGetter,
@@ -39,8 +38,10 @@ from gql.context import (
     sign_in_throttle,
     viewer_of,
 )
-from gql.graphiql import GraphiQLAssets
-from gql.http import (
+from gql.schema.schema import Limits, build_schema
+from gql.server.auth import TokenCodec
+from gql.server.graphiql import GraphiQLAssets
+from gql.server.http import (
     GRAPHQL_RESPONSE,
     JSON,
     is_request_error,
@@ -50,9 +51,9 @@ from gql.http import (
     read_json,
     unsupported_media_type,
 )
-from gql.logs import configure_logging
-from gql.middleware import RequestMiddleware
-from gql.rate_limits import (
+from gql.server.logs import configure_logging
+from gql.server.middleware import RequestMiddleware
+from gql.server.rate_limits import (
     PROCESS_CONNECTIONS_CLOSE,
     USER_CONNECTIONS_CLOSE,
     ConnectionLimits,
@@ -62,9 +63,8 @@ from gql.rate_limits import (
     retry_after_of,
     too_many_requests,
 )
-from gql.schema import Limits, build_schema
-from gql.settings import Settings, load_settings
-from gql.websocket import TransportWSHandler
+from gql.server.settings import Settings, load_settings
+from gql.server.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
 
@@ -295,7 +295,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     """
     settings.check_database()
     tokens = TokenCodec(settings.signing_key(), timedelta(seconds=settings.token_ttl_seconds))
-    # No statement outlives the request that runs it; see gql/deadline.py.
+    # No statement outlives the request that runs it; see gql/server/deadline.py.
     engine = make_engine(settings.database_url, statement_timeout_s=settings.request_timeout_s)
     getter = context_getter or make_context_getter(
         make_session_factory(engine),
@@ -357,7 +357,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
 
 def app_from_environment() -> Starlette:
     """The app with settings from the environment and .env, for `uvicorn --factory
-    gql.app:app_from_environment`, process managers, and `bankql serve --reload`."""
+    gql.server.app:app_from_environment`, process managers, and `bankql serve --reload`."""
     settings = load_settings()
     configure_logging(settings.log_level)
     return create_app(settings)

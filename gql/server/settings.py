@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=15, ge=0)
     max_tokens: int = Field(default=2000, ge=10)
-    # Most an operation may cost, as gql/cost.py counts: database reads times page sizes.
+    # Most an operation may cost, as gql/schema/cost.py counts: database reads times page sizes.
     max_query_cost: int = Field(default=DEFAULT_MAX_QUERY_COST, ge=1, le=100_000_000)
     # How often a subscription looks for newly committed statement lines, and how many
     # subscriptions one WebSocket connection may hold at once.

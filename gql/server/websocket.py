@@ -15,7 +15,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
 from gql.context import Context
-from gql.http import operation_type
+from gql.server.http import operation_type
 
 
 class _Payload(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import Message, Receive
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gql.problems import ClientProblem
+from gql.schema.top_level_errors import ClientProblem
 
 TIMEOUT = "TIMEOUT"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from domain.errors import DomainError
 from domain.model import Role
 from domain.services import UserService
-from gql.logs import configure_logging
-from gql.preflight import check_database_url
-from gql.settings import ConfigurationError, Settings, load_settings
+from gql.server.logs import configure_logging
+from gql.server.preflight import check_database_url
+from gql.server.settings import ConfigurationError, Settings, load_settings
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
 
@@ -65,8 +65,8 @@ def serve(settings: Settings, *, port: int | None = None, reload: bool = False) 
     """Check the settings, apply pending migrations, then serve GraphQL until stopped."""
     import uvicorn
 
-    from gql.app import create_app
-    from gql.connections import bounded_protocol, max_concurrency
+    from gql.server.app import create_app
+    from gql.server.connections import bounded_protocol, max_concurrency
 
     app = create_app(settings)
     migrate(settings)
@@ -100,9 +100,9 @@ def serve_reloading(settings: Settings) -> None:
     if not settings.development:
         raise ConfigurationError("--reload: only in development (BANKQL_ENV=development)")
     logger.info("serving GraphQL on http://%s:%d/graphql, reloading", settings.host, settings.port)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     uvicorn.run(
-        "gql.app:app_from_environment",
+        "gql.server.app:app_from_environment",
         factory=True,
         reload=True,
         reload_dirs=[str(root / folder) for folder in ("domain", "persistence", "gql")],
@@ -116,7 +116,7 @@ def serve_reloading(settings: Settings) -> None:
 
 def schema() -> None:
     """Print the served schema in SDL."""
-    from gql.schema import build_schema
+    from gql.schema.schema import build_schema
 
     sys.stdout.write(build_schema().as_str() + "\n")
 

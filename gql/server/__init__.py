@@ -1,0 +1,1 @@
+"""How the schema is served: the app, HTTP and WebSocket, middleware, settings, the command."""
