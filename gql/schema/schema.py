@@ -28,15 +28,19 @@ from strawberry.types.graphql import OperationType
 
 from gql.schema import errors_as_data
 from gql.schema.cost import QueryCost
+from gql.schema.execution import BoundedExecution
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
 from gql.schema.subscriptions import Subscription
 from gql.schema.types import Account, LedgerEntry, Transaction, User
-from gql.schema.validation import ExecutorWithoutSuggestions, Validation, validator
-from gql.server.deadline import BoundedExecution
+from gql.schema.validation import (
+    ExecutorWithoutSuggestions,
+    OneSignInPerOperation,
+    Validation,
+    validator,
+)
 from gql.server.logs import operation, request_id
-from gql.server.rate_limits import OneSignInPerOperation
 from gql.server.settings import Settings
 
 logger = logging.getLogger("bankql.errors")

@@ -10,11 +10,11 @@ import strawberry
 
 from domain import errors
 from domain.model import AccountId
+from gql.schema.execution import RequestTimeout, timeout_message
 from gql.schema.ids import argument_key
 from gql.schema.permissions import SIGNED_IN
 from gql.schema.top_level_errors import NotFound, Unauthenticated
 from gql.schema.types import Info, LedgerEntry
-from gql.server.deadline import RequestTimeout, timeout_message
 
 
 @strawberry.type

@@ -28,7 +28,9 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
+    ValidationRule,
     validate,
 )
 from strawberry.extensions import SchemaExtension
@@ -127,3 +129,48 @@ class ExecutorWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
         return super().build(*args, **(kwargs | {"hide_suggestions": True}))
+
+
+SIGN_IN_FIELDS = frozenset({"register", "login"})
+
+
+def _root_fields(
+    selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode], seen: set[str]
+) -> Iterator[FieldNode]:
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _root_fields(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            seen.add(selection.name.value)
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _root_fields(fragment.selection_set, fragments, seen)
+
+
+class OneSignInPerOperation(ValidationRule):
+    """At most one register or login field per operation: each costs a password hash, and
+    aliases would otherwise let one request ask for many."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_args: object) -> None:
+        if node.operation is not OperationType.MUTATION:
+            return
+        fragments = {
+            definition.name.value: definition
+            for definition in self.context.document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        sign_ins = [
+            field
+            for field in _root_fields(node.selection_set, fragments, set())
+            if field.name.value in SIGN_IN_FIELDS
+        ]
+        if len(sign_ins) > 1:
+            self.report_error(
+                GraphQLError(
+                    "An operation may hold at most one register or login field.",
+                    sign_ins,
+                    extensions={"code": "BAD_USER_INPUT"},
+                )
+            )

@@ -13,7 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql.server.deadline import TIMEOUT, ClientWatch, Ending, timeout_message, within_deadline
+from gql.schema.execution import TIMEOUT, timeout_message
+from gql.server.deadline import ClientWatch, Ending, within_deadline
 from gql.server.http import JSON, negotiate
 from gql.server.logs import operation, request_id
 
