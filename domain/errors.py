@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from domain.money import Money
-
-
-@dataclass
-class DomainError(Exception):
-    """An expected failure: the request was refused and nothing changed."""
-
-    message: str = field(init=False, default="The request was refused.")
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass
-class InvalidValue(DomainError):
-    """A value that breaks a rule of its own (an amount, a name, a currency code...)."""
-
-    reason: str
-
-    def __post_init__(self) -> None:
-        self.message = self.reason
+# The base and money's own failures, named here too: every failure is found in this module.
+from domain.failures import AmountOutOfRange as AmountOutOfRange
+from domain.failures import CurrencyMismatch as CurrencyMismatch
+from domain.failures import DomainError as DomainError
+from domain.failures import InvalidValue as InvalidValue
+from domain.money import Money
 
 
 @dataclass
@@ -38,14 +21,6 @@ class InvalidInput(DomainError):
 
     def __post_init__(self) -> None:
         self.message = self.reason
-
-
-@dataclass
-class AmountOutOfRange(DomainError):
-    """An amount, or the balance it would lead to, does not fit 64 bits of minor units."""
-
-    def __post_init__(self) -> None:
-        self.message = "The amount is too large."
 
 
 @dataclass
@@ -108,15 +83,6 @@ class InsufficientFunds(DomainError):
 
     def __post_init__(self) -> None:
         self.message = f"The account holds {self.available}, less than {self.requested}."
-
-
-@dataclass
-class CurrencyMismatch(DomainError):
-    expected: str
-    received: str
-
-    def __post_init__(self) -> None:
-        self.message = f"Expected an amount in {self.expected}, received {self.received}."
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Self
 
 from iso4217 import Currency as Iso4217
 
-from domain.errors import AmountOutOfRange, CurrencyMismatch, InvalidValue
+from domain.failures import AmountOutOfRange, CurrencyMismatch, InvalidValue
 
 MAX_MINOR_UNITS = 2**63 - 1
 MIN_MINOR_UNITS = -(2**63)
