@@ -63,7 +63,7 @@ from gql.server.rate_limits import (
     retry_after_of,
     too_many_requests,
 )
-from gql.server.settings import Settings, load_settings
+from gql.server.settings import ConfigurationError, Settings, load_settings
 from gql.server.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
@@ -293,8 +293,16 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
 
     Tests may pass their own context getter, as the app would build it, to swap storage.
     """
-    settings.check_database()
-    tokens = TokenCodec(settings.signing_key(), timedelta(seconds=settings.token_ttl_seconds))
+    # Every refusal at once, so that one start names all that must change.
+    problems, key = [], ""
+    for check in (settings.check_database, settings.signing_key):
+        try:
+            key = check() or key
+        except ConfigurationError as problem:
+            problems.append(str(problem))
+    if problems:
+        raise ConfigurationError(" ".join(problems))
+    tokens = TokenCodec(key, timedelta(seconds=settings.token_ttl_seconds))
     # No statement outlives the request that runs it; see gql/server/deadline.py.
     engine = make_engine(settings.database_url, statement_timeout_s=settings.request_timeout_s)
     getter = context_getter or make_context_getter(

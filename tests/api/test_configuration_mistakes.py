@@ -63,3 +63,26 @@ def test_postgresql_mistakes_say_what_to_do(tmp_path):
     assert "'bankql_no_such_database' does not exist" in refusal(tmp_path, missing, "migrate")
     stranger = admin.set(username="bankql_nobody", password="wrong").render_as_string(False)
     assert "refused the user 'bankql_nobody'" in refusal(tmp_path / "again", stranger, "migrate")
+
+
+def test_every_refusal_of_one_start_is_in_its_one_line(tmp_path):
+    env = environment(
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        BANKQL_ENV="production",
+        BANKQL_SECRET_KEY="short",
+    )
+    done = subprocess.run(
+        [*BANKQL, "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    lines = done.stderr.strip().splitlines()
+    assert (done.returncode, len(lines)) == (2, 1), done.stderr
+    assert "refuses SQLite" in lines[0] and "BANKQL_SECRET_KEY must be at least" in lines[0]
+
+
+def test_two_bad_values_are_reported_together(tmp_path):
+    env = environment("sqlite+aiosqlite:///x.db", BANKQL_PORT="abc", BANKQL_LOG_LEVEL="LOUD")
+    done = subprocess.run(
+        [*BANKQL, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "BANKQL_PORT:" in done.stderr and "BANKQL_LOG_LEVEL:" in done.stderr
