@@ -10,7 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TypeVar
 
 from argon2 import PasswordHasher
@@ -32,6 +32,18 @@ def _yield_to_the_event_loop() -> None:
         thread = threading.get_native_id()
         niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICENESS
         os.setpriority(os.PRIO_PROCESS, thread, min(niceness, LOWEST_PRIORITY))
+
+
+@cache
+def hashing_threads(workers: int) -> ThreadPoolExecutor:
+    """The process's hashing threads, made on first use and kept for its life: a thread that
+    ends takes state with it that the runtime must tear down (greenlet's, under SQLAlchemy's
+    asyncio layer), and threads made and ended with every app would do that again and again."""
+    return ThreadPoolExecutor(
+        max_workers=workers,
+        thread_name_prefix="bankql-hashing",
+        initializer=_yield_to_the_event_loop,
+    )
 
 
 class PasswordHashing:
@@ -59,13 +71,9 @@ class PasswordHashing:
         self.max_concurrent = max_concurrent
         self._turns = asyncio.Semaphore(max_concurrent)
 
-    @cached_property
+    @property
     def _threads(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(
-            max_workers=self.max_concurrent,
-            thread_name_prefix="bankql-hashing",
-            initializer=_yield_to_the_event_loop,
-        )
+        return hashing_threads(self.max_concurrent)
 
     @cached_property
     def _hasher(self) -> PasswordHasher:
