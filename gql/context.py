@@ -170,6 +170,10 @@ def sql_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> UnitO
 
 
 def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> SignedIn | None:
+    """Who the request's bearer token names; read once per request, then kept on it."""
+    if hasattr(connection.state, "signed_in"):
+        signed_in: SignedIn | None = connection.state.signed_in
+        return signed_in
     token = bearer_token(connection.headers.get("authorization"))
     return tokens.verify(token) if token is not None else None
 

@@ -241,6 +241,8 @@ class GraphQLView(GraphQL[Context, None]):
 
     def _over_rate(self, request: Request, media: str) -> Response | None:
         signed_in = viewer_of(request, self._tokens)
+        # The context getter takes it from here: one signature check per request.
+        request.state.signed_in = signed_in
         address = request.client.host if request.client else None
         refusal = self.limits.refusal(signed_in.user_id if signed_in else None, address)
         return too_many_requests(refusal, media) if refusal is not None else None
