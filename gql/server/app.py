@@ -296,12 +296,15 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     Tests may pass their own context getter, as the app would build it, to swap storage.
     """
     # Every refusal at once, so that one start names all that must change.
-    problems, key = [], ""
-    for check in (settings.check_database, settings.signing_key):
-        try:
-            key = check() or key
-        except ConfigurationError as problem:
-            problems.append(str(problem))
+    problems: list[str] = []
+    try:
+        settings.check_database()
+    except ConfigurationError as problem:
+        problems.append(str(problem))
+    try:
+        key = settings.signing_key()
+    except ConfigurationError as problem:
+        problems.append(str(problem))
     if problems:
         raise ConfigurationError(" ".join(problems))
     tokens = TokenCodec(key, timedelta(seconds=settings.token_ttl_seconds))
