@@ -32,7 +32,7 @@ async def measure(url: str, ops_count: int, clients: int) -> None:
     try:
         rng = random.Random(1)
         bases = [server.url for server in servers]
-        limits = httpx.Limits(max_connections=2 * clients)
+        limits = httpx.Limits(max_connections=2 * clients, keepalive_expiry=2)
         async with httpx.AsyncClient(timeout=60, limits=limits) as http:
             bank = await open_bank(http, bases[0], rng, users=4, accounts_each=3)
             ops = random_ops(bank, rng, ops_count, 0.3)

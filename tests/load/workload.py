@@ -51,7 +51,7 @@ async def post(
             f"{base}/graphql", json={"query": document, "variables": variables}, headers=headers
         )
     except httpx.TransportError as error:
-        raise NotAcknowledged(str(error)) from error
+        raise NotAcknowledged(f"{type(error).__name__}: {error}") from error
     if response.status_code != 200:
         raise NotAcknowledged(f"HTTP {response.status_code}: {response.text[:200]}")
     body: dict[str, Any] = response.json()
