@@ -17,7 +17,7 @@ from pathlib import Path
 
 import strawberry
 
-from domain.services import UserService
+from domain.services import SessionService, UserService
 from gql.context import build_context, sql_unit_of_work
 from gql.schema.schema import build_schema
 from gql.server.auth import TokenCodec
@@ -55,7 +55,8 @@ async def main(requests: int) -> None:
         )
         tokens = TokenCodec("benchmark-key-" + "x" * 32, timedelta(hours=1))
 
-        signed_in = tokens.verify(tokens.issue(user.id).token)
+        started = await SessionService(uow).start(user, user_agent=None)
+        signed_in = tokens.verify(tokens.issue(user.id, started.session.id).token)
 
         def getter():
             return build_context(uow, tokens, signed_in)

@@ -106,6 +106,24 @@ class InvalidCredentials(DomainError):
 
 
 @dataclass
+class InvalidRefreshToken(DomainError):
+    """Unknown, already used, expired, or its session ended: the client must sign in again."""
+
+    def __post_init__(self) -> None:
+        self.message = "This refresh token is no longer valid: sign in again."
+
+
+@dataclass
+class SessionNotFound(DomainError):
+    """None of the viewer's live sessions has this id (another user's is not told apart)."""
+
+    session_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "No such session."
+
+
+@dataclass
 class NotSignedIn(DomainError):
     def __post_init__(self) -> None:
         self.message = "Sign in to do this."

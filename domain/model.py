@@ -18,6 +18,7 @@ from domain.money import Currency, Money
 
 UserId = NewType("UserId", int)
 AccountId = NewType("AccountId", int)
+SessionId = NewType("SessionId", int)
 
 
 class Role(StrEnum):
@@ -43,6 +44,23 @@ class User:
     email: str
     role: Role
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One signed-in device or client: live until it ends or its refresh token lapses."""
+
+    id: SessionId
+    user_id: UserId
+    created_at: datetime
+    last_refreshed_at: datetime | None
+    # When the refresh token lapses unless traded first; each refresh moves it on.
+    expires_at: datetime
+    user_agent: str | None
+    ended_at: datetime | None = None
+
+    def is_live(self, now: datetime) -> bool:
+        return self.ended_at is None and self.expires_at > now
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,18 @@ from datetime import datetime
 from typing import Generic, Protocol, Self, TypeVar
 
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
-from domain.model import Account, AccountId, AccountStatus, FundingAccount, Role, User, UserId
+from domain.model import (
+    Account,
+    AccountId,
+    AccountStatus,
+    Actor,
+    FundingAccount,
+    Role,
+    Session,
+    SessionId,
+    User,
+    UserId,
+)
 from domain.money import Currency
 from domain.throttle import SignInFailures
 
@@ -92,6 +103,67 @@ class UserRepository(Protocol):
     async def get_many(self, user_ids: Sequence[UserId]) -> list[User]: ...
     async def credentials(self, email: str) -> Credentials | None:
         """The user with this (normalised) email and their password hash, if there is one."""
+        ...
+
+    async def set_password(self, user_id: UserId, password_hash: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    user_id: UserId
+    # Only a digest of the refresh token is stored, never the token.
+    refresh_token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+
+
+class SessionRepository(Protocol):
+    """Signed-in sessions and the digests of their refresh tokens, current and retired."""
+
+    async def add(self, new: NewSession) -> Session: ...
+    async def rotate(
+        self, old_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
+    ) -> Session | None:
+        """Swap a live session's current refresh token digest for a new one, remembering the
+        old one as retired; None when no live session holds `old_hash` as its current one.
+
+        One conditional write: of two rotations of one token at once, at most one matches.
+        """
+        ...
+
+    async def retired(self, token_hash: str) -> SessionId | None:
+        """The session a refresh token digest was retired from, if it was."""
+        ...
+
+    async def end(
+        self, user_id: UserId, session_id: SessionId | None, *, now: datetime
+    ) -> int:
+        """End one live session of the user (every one when session_id is None); how many ended."""
+        ...
+
+    async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
+        """End a session whoever holds it (a refresh token was used twice)."""
+        ...
+
+    async def actor(self, user_id: UserId, session_id: SessionId, now: datetime) -> Actor | None:
+        """The user of a live session of theirs, in one query; None once it ended or lapsed."""
+        ...
+
+    async def get_live(
+        self, user_id: UserId, session_id: SessionId, now: datetime
+    ) -> Session | None: ...
+    async def list_live(self, user_id: UserId, now: datetime, page: PageRequest) -> list[Session]:
+        """The user's live sessions newest first, `after` being the last id already seen;
+        one more than asked for when there are more."""
+        ...
+
+    async def live_ids(self, session_ids: Sequence[SessionId], now: datetime) -> set[SessionId]:
+        """Those of these sessions that are still live."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete every session that ended or lapsed before this, with its retired digests."""
         ...
 
 
@@ -195,6 +267,7 @@ class UnitOfWork(Protocol):
     accounts: AccountRepository
     transactions: TransactionRepository
     sign_in_failures: SignInFailureRepository
+    sessions: SessionRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None: ...

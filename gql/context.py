@@ -22,6 +22,8 @@ from domain.services import (
     AuditService,
     EntryWatch,
     MovementService,
+    SessionService,
+    SessionWatch,
     UserService,
 )
 from domain.throttle import SignInThrottle
@@ -37,6 +39,9 @@ from persistence.passwords import PasswordHashing
 from persistence.snapshot import ReadSnapshot
 from persistence.unit_of_work import SharedOut, SqlUnitOfWork
 
+# The longest a stream signed in with an ended session goes on.
+SESSION_LOOK_S = 0.5
+
 
 @dataclass
 class Context:
@@ -45,11 +50,16 @@ class Context:
     accounts: AccountService
     movements: MovementService
     users: UserService
+    sessions: SessionService
     audit: AuditService
     tokens: TokenCodec
-    # Shared by every context of the process: one look for new lines serves them all.
+    # Shared by every context of the process: one look for new lines serves them all, and
+    # one look for ended sessions.
     entry_watch: EntryWatch
+    session_watch: SessionWatch
     signed_in: SignedIn | None = None
+    # The User-Agent header of the request (or of the WebSocket upgrade), for new sessions.
+    user_agent: str | None = None
     # What a WebSocket client sent in connection_init (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
     # How long one operation, or one event of a subscription, may run; None: no bound.
@@ -96,12 +106,15 @@ class Context:
         self._viewer = None
 
     async def viewer(self) -> Actor | None:
-        """The signed-in user, looked up once per request; None without a valid token, and
-        once the token has expired (a WebSocket connection outlives it)."""
+        """The signed-in user, looked up once per request with their session in the same
+        query; None without a valid token, once the token has expired (a WebSocket
+        connection outlives it), and once its session has ended."""
         if self.signed_in is None or self.signed_in.expires_at <= datetime.now(UTC):
             return None
         if self._viewer is None:
-            self._viewer = await self.users.actor(self.signed_in.user_id)
+            self._viewer = await self.users.actor(
+                self.signed_in.user_id, self.signed_in.session_id
+            )
         return self._viewer
 
     async def actor(self) -> Actor:
@@ -125,17 +138,30 @@ def build_context(
     *,
     passwords: PasswordHasher | None = None,
     throttle: SignInThrottle | None = None,
+    session_watch: SessionWatch | None = None,
+    user_agent: str | None = None,
 ) -> Context:
+    sessions = SessionService(uow, tokens.refresh_ttl)
     return Context(
         accounts=AccountService(uow, limits),
         movements=MovementService(uow, limits),
-        users=UserService(uow, passwords or PasswordHashing(), throttle),
+        users=UserService(
+            uow, passwords or PasswordHashing(), throttle, refresh_ttl=tokens.refresh_ttl
+        ),
+        sessions=sessions,
         audit=AuditService(uow),
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
+        session_watch=session_watch or session_watch_on(sessions, DEFAULT_SUBSCRIPTION_POLL_MS),
         signed_in=signed_in,
+        user_agent=user_agent,
         operation_timeout_s=operation_timeout_s,
     )
+
+
+def session_watch_on(sessions: SessionService, poll_ms: int) -> SessionWatch:
+    """A look for ended sessions as often as for new lines, and at least once a second."""
+    return SessionWatch(sessions.live, min(poll_ms / 1000, SESSION_LOOK_S))
 
 
 def password_hashing(settings: Settings) -> PasswordHashing:
@@ -194,9 +220,13 @@ def make_context_getter(
     number of streams can take the connections requests need."""
     unit_of_work = SharedOut(sql_unit_of_work(session_factory), subscription_connections)
     watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
+    sessions = session_watch_on(
+        SessionService(unit_of_work, tokens.refresh_ttl), subscription_poll_ms
+    )
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)
+        user_agent = request.headers.get("user-agent")
         if isinstance(request, WebSocket):
             # A connection lives on; one snapshot for it would never see anything new, so
             # each of its operations gets its own (see Context.operation), and the deadline
@@ -215,6 +245,8 @@ def make_context_getter(
                     operation_timeout_s,
                     passwords=passwords,
                     throttle=throttle,
+                    session_watch=sessions,
+                    user_agent=user_agent,
                 )
 
             connection = on(unit_of_work, viewer)
@@ -231,6 +263,8 @@ def make_context_getter(
             limits,
             passwords=passwords,
             throttle=throttle,
+            session_watch=sessions,
+            user_agent=user_agent,
         )
 
     return get_context

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from functools import cache
 
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind
-from domain.model import Account, AccountId, AccountStatus, Role, User, UserId
+from domain.model import Account, AccountId, AccountStatus, Role, Session, SessionId, User, UserId
 from domain.money import Currency, Money
-from persistence.tables import AccountRow, EntryRow, TransactionRow, UserRow
+from persistence.tables import AccountRow, EntryRow, SessionRow, TransactionRow, UserRow
 
 
 @cache
@@ -71,4 +71,16 @@ def to_entry(row: EntryRow, currency_code: str) -> Entry:
         amount=Money(row.amount, unit),
         balance_after=Money(row.balance_after, unit),
         created_at=utc(row.created_at),
+    )
+
+
+def to_session(row: SessionRow) -> Session:
+    return Session(
+        id=SessionId(_id(row.id)),
+        user_id=UserId(row.user_id),
+        created_at=utc(row.created_at),
+        last_refreshed_at=utc(row.last_refreshed_at) if row.last_refreshed_at else None,
+        expires_at=utc(row.expires_at),
+        user_agent=row.user_agent,
+        ended_at=utc(row.ended_at) if row.ended_at else None,
     )

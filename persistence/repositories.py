@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, union_all, update
+from sqlalchemy import and_, delete, func, or_, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,17 +19,28 @@ from domain.model import (
     AccountId,
     AccountKind,
     AccountStatus,
+    Actor,
     FundingAccount,
     Role,
+    Session,
+    SessionId,
     User,
     UserId,
 )
 from domain.money import Currency
-from domain.ports import AuditReport, Credentials, PageRequest, RecordedRequest
+from domain.ports import AuditReport, Credentials, NewSession, PageRequest, RecordedRequest
 from domain.throttle import SignInFailures
 from persistence.audit import audit_ledger
-from persistence.mapping import to_account, to_entry, to_transaction, to_user, utc
-from persistence.tables import AccountRow, EntryRow, SignInFailureRow, TransactionRow, UserRow
+from persistence.mapping import to_account, to_entry, to_session, to_transaction, to_user, utc
+from persistence.tables import (
+    AccountRow,
+    EntryRow,
+    RetiredRefreshTokenRow,
+    SessionRow,
+    SignInFailureRow,
+    TransactionRow,
+    UserRow,
+)
 
 CUSTOMER = AccountKind.CUSTOMER.value
 
@@ -64,6 +75,124 @@ class SqlUserRepository:
     async def credentials(self, email: str) -> Credentials | None:
         row = (await self._session.exec(select(UserRow).where(UserRow.email == email))).first()
         return Credentials(to_user(row), row.password_hash) if row is not None else None
+
+    async def set_password(self, user_id: UserId, password_hash: str) -> None:
+        await self._session.exec(
+            update(UserRow).where(col(UserRow.id) == user_id).values(password_hash=password_hash)
+        )
+
+
+def _live(now: datetime) -> list[Any]:
+    return [col(SessionRow.ended_at).is_(None), col(SessionRow.expires_at) > now]
+
+
+class SqlSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, new: NewSession) -> Session:
+        row = SessionRow(
+            user_id=new.user_id,
+            refresh_token_hash=new.refresh_token_hash,
+            created_at=new.created_at,
+            expires_at=new.expires_at,
+            user_agent=new.user_agent,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return to_session(row)
+
+    async def rotate(
+        self, old_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
+    ) -> Session | None:
+        # One conditional UPDATE: a second rotation of the same token waits for the first's
+        # row lock (PostgreSQL) or its write turn (SQLite), then no longer matches.
+        statement = (
+            update(SessionRow)
+            .where(col(SessionRow.refresh_token_hash) == old_hash, *_live(now))
+            .values(refresh_token_hash=new_hash, last_refreshed_at=now, expires_at=expires_at)
+            .returning(*SessionRow.__table__.columns)  # type: ignore[attr-defined]
+        )
+        found = (await self._session.exec(statement)).first()
+        if found is None:
+            return None
+        row = SessionRow(**dict(found._mapping))
+        self._session.add(
+            RetiredRefreshTokenRow(token_hash=old_hash, session_id=row.id, retired_at=now)
+        )
+        await self._session.flush()
+        return to_session(row)
+
+    async def retired(self, token_hash: str) -> SessionId | None:
+        query = select(RetiredRefreshTokenRow.session_id).where(
+            RetiredRefreshTokenRow.token_hash == token_hash
+        )
+        found = (await self._session.exec(query)).first()
+        return SessionId(found) if found is not None else None
+
+    async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
+        conditions = [col(SessionRow.user_id) == user_id, *_live(now)]
+        if session_id is not None:
+            conditions.append(col(SessionRow.id) == session_id)
+        result = await self._session.exec(
+            update(SessionRow).where(*conditions).values(ended_at=now)
+        )
+        return int(result.rowcount)
+
+    async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
+        await self._session.exec(
+            update(SessionRow)
+            .where(col(SessionRow.id) == session_id, col(SessionRow.ended_at).is_(None))
+            .values(ended_at=now)
+        )
+
+    async def actor(self, user_id: UserId, session_id: SessionId, now: datetime) -> Actor | None:
+        query = (
+            select(UserRow.role)
+            .join(SessionRow, col(SessionRow.user_id) == col(UserRow.id))
+            .where(col(SessionRow.id) == session_id, col(UserRow.id) == user_id, *_live(now))
+        )
+        role = (await self._session.exec(query)).first()
+        return Actor(user_id, Role(role)) if role is not None else None
+
+    async def get_live(
+        self, user_id: UserId, session_id: SessionId, now: datetime
+    ) -> Session | None:
+        query = select(SessionRow).where(
+            col(SessionRow.id) == session_id, col(SessionRow.user_id) == user_id, *_live(now)
+        )
+        row = (await self._session.exec(query)).first()
+        return to_session(row) if row is not None else None
+
+    async def list_live(self, user_id: UserId, now: datetime, page: PageRequest) -> list[Session]:
+        query = select(SessionRow).where(col(SessionRow.user_id) == user_id, *_live(now))
+        if page.after is not None:
+            query = query.where(col(SessionRow.id) < page.after)
+        query = query.order_by(col(SessionRow.id).desc()).limit(page.first + 1)
+        return [to_session(row) for row in (await self._session.exec(query)).all()]
+
+    async def live_ids(self, session_ids: Sequence[SessionId], now: datetime) -> set[SessionId]:
+        query = select(col(SessionRow.id)).where(
+            col(SessionRow.id).in_(set(session_ids)), *_live(now)
+        )
+        return {SessionId(key) for key in (await self._session.exec(query)).all() if key}
+
+    async def prune(self, before: datetime) -> int:
+        over = select(col(SessionRow.id)).where(
+            or_(
+                and_(col(SessionRow.ended_at).is_not(None), col(SessionRow.ended_at) < before),
+                col(SessionRow.expires_at) < before,
+            )
+        )
+        await self._session.exec(
+            delete(RetiredRefreshTokenRow).where(
+                col(RetiredRefreshTokenRow.session_id).in_(over.scalar_subquery())
+            )
+        )
+        result = await self._session.exec(
+            delete(SessionRow).where(col(SessionRow.id).in_(over.scalar_subquery()))
+        )
+        return int(result.rowcount)
 
 
 class SqlSignInFailureRepository:

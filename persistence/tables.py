@@ -133,3 +133,39 @@ class SignInFailureRow(SQLModel, table=True):
     email: str = Field(sa_column=Column(String(320), primary_key=True))
     failures: int = Field(sa_column=Column(Integer, nullable=False))
     last_failed_at: datetime = Field(sa_column=_when())
+
+
+class SessionRow(SQLModel, table=True):
+    """A signed-in device or client. Its refresh token is kept only as a SHA-256 digest; a
+    row goes some time after the session ended or lapsed (see SessionService.prune)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_user_id_id", "user_id", "id"),
+        Index("ix_sessions_expires_at", "expires_at"),
+        Index("ix_sessions_ended_at", "ended_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    user_id: int = Field(sa_column=_reference("users.id"))
+    refresh_token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=_when())
+    last_refreshed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    expires_at: datetime = Field(sa_column=_when())
+    ended_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    user_agent: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+
+
+class RetiredRefreshTokenRow(SQLModel, table=True):
+    """The digest of a refresh token already traded: sent again, it ends its session."""
+
+    __tablename__ = "retired_refresh_tokens"
+    __table_args__ = (Index("ix_retired_refresh_tokens_session_id", "session_id"),)
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    session_id: int = Field(sa_column=_reference("sessions.id"))
+    retired_at: datetime = Field(sa_column=_when())

@@ -15,13 +15,16 @@ from domain.model import (
     Account,
     AccountId,
     AccountStatus,
+    Actor,
     FundingAccount,
     Role,
+    Session,
+    SessionId,
     User,
     UserId,
 )
 from domain.money import Currency, Money
-from domain.ports import AuditReport, Credentials, PageRequest, RecordedRequest
+from domain.ports import AuditReport, Credentials, NewSession, PageRequest, RecordedRequest
 from domain.throttle import SignInFailures
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -57,6 +60,10 @@ class FakeStore:
     entries: dict[EntryId, Line] = field(default_factory=dict)
     passwords: dict[UserId, str] = field(default_factory=dict)
     sign_in_failures: dict[str, SignInFailures] = field(default_factory=dict)
+    sessions: dict[SessionId, Session] = field(default_factory=dict)
+    # Each session's current refresh token digest, and every retired one's session.
+    refresh_hashes: dict[SessionId, str] = field(default_factory=dict)
+    retired_hashes: dict[str, SessionId] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -85,6 +92,104 @@ class FakeUserRepository:
     async def credentials(self, email: str) -> Credentials | None:
         user = next((u for u in self.store.users.values() if u.email == email), None)
         return Credentials(user, self.store.passwords[user.id]) if user is not None else None
+
+    async def set_password(self, user_id: UserId, password_hash: str) -> None:
+        self.store.passwords[user_id] = password_hash
+
+
+class FakeSessionRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def add(self, new: NewSession) -> Session:
+        session = Session(
+            SessionId(self.store.new_id()),
+            new.user_id,
+            new.created_at,
+            None,
+            new.expires_at,
+            new.user_agent,
+        )
+        self.store.sessions[session.id] = session
+        self.store.refresh_hashes[session.id] = new.refresh_token_hash
+        return session
+
+    async def rotate(
+        self, old_hash: str, new_hash: str, *, now: datetime, expires_at: datetime
+    ) -> Session | None:
+        found = next((k for k, h in self.store.refresh_hashes.items() if h == old_hash), None)
+        if found is None or not self.store.sessions[found].is_live(now):
+            return None
+        session = replace(self.store.sessions[found], last_refreshed_at=now, expires_at=expires_at)
+        self.store.sessions[found] = session
+        self.store.refresh_hashes[found] = new_hash
+        self.store.retired_hashes[old_hash] = found
+        return session
+
+    async def retired(self, token_hash: str) -> SessionId | None:
+        return self.store.retired_hashes.get(token_hash)
+
+    async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
+        ending = [
+            s
+            for s in self.store.sessions.values()
+            if s.user_id == user_id and s.is_live(now) and session_id in (None, s.id)
+        ]
+        for session in ending:
+            self.store.sessions[session.id] = replace(session, ended_at=now)
+        return len(ending)
+
+    async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
+        session = self.store.sessions.get(session_id)
+        if session is not None and session.ended_at is None:
+            self.store.sessions[session_id] = replace(session, ended_at=now)
+
+    async def actor(self, user_id: UserId, session_id: SessionId, now: datetime) -> Actor | None:
+        session = await self.get_live(user_id, session_id, now)
+        user = self.store.users.get(user_id)
+        return Actor(user.id, user.role) if session is not None and user is not None else None
+
+    async def get_live(
+        self, user_id: UserId, session_id: SessionId, now: datetime
+    ) -> Session | None:
+        session = self.store.sessions.get(session_id)
+        live = session is not None and session.user_id == user_id and session.is_live(now)
+        return session if live else None
+
+    async def list_live(self, user_id: UserId, now: datetime, page: PageRequest) -> list[Session]:
+        found = sorted(
+            (
+                s
+                for s in self.store.sessions.values()
+                if s.user_id == user_id
+                and s.is_live(now)
+                and (page.after is None or s.id < page.after)
+            ),
+            key=lambda s: s.id,
+            reverse=True,
+        )
+        return found[: page.first + 1]
+
+    async def live_ids(self, session_ids: Sequence[SessionId], now: datetime) -> set[SessionId]:
+        return {
+            key
+            for key in session_ids
+            if key in self.store.sessions and self.store.sessions[key].is_live(now)
+        }
+
+    async def prune(self, before: datetime) -> int:
+        doomed = {
+            key
+            for key, s in self.store.sessions.items()
+            if s.expires_at < before or (s.ended_at is not None and s.ended_at < before)
+        }
+        for key in doomed:
+            del self.store.sessions[key]
+            del self.store.refresh_hashes[key]
+        self.store.retired_hashes = {
+            h: key for h, key in self.store.retired_hashes.items() if key not in doomed
+        }
+        return len(doomed)
 
 
 class FakeSignInFailureRepository:
@@ -326,11 +431,15 @@ class FakeUnitOfWork:
             entries=dict(self.committed_store.entries),
             passwords=dict(self.committed_store.passwords),
             sign_in_failures=dict(self.committed_store.sign_in_failures),
+            sessions=dict(self.committed_store.sessions),
+            refresh_hashes=dict(self.committed_store.refresh_hashes),
+            retired_hashes=dict(self.committed_store.retired_hashes),
         )
         self.users = FakeUserRepository(self.working)
         self.accounts = FakeAccountRepository(self.working)
         self.transactions = FakeTransactionRepository(self.working)
         self.sign_in_failures = FakeSignInFailureRepository(self.working)
+        self.sessions = FakeSessionRepository(self.working)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -346,6 +455,9 @@ class FakeUnitOfWork:
         store.entries, store.next_id = self.working.entries, self.working.next_id
         store.passwords = self.working.passwords
         store.sign_in_failures = self.working.sign_in_failures
+        store.sessions = self.working.sessions
+        store.refresh_hashes = self.working.refresh_hashes
+        store.retired_hashes = self.working.retired_hashes
         self.committed = True
 
 

@@ -3,8 +3,9 @@
 from domain.services.accounts import AccountService
 from domain.services.audit import AuditService
 from domain.services.movements import Movement, MovementService
+from domain.services.sessions import SessionService, StartedSession
 from domain.services.users import UserService
-from domain.services.watch import EntryWatch
+from domain.services.watch import EntryWatch, SessionWatch
 
 __all__ = [
     "AccountService",
@@ -12,5 +13,8 @@ __all__ = [
     "EntryWatch",
     "Movement",
     "MovementService",
+    "SessionService",
+    "SessionWatch",
+    "StartedSession",
     "UserService",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from domain import values
 from domain.errors import (
@@ -13,9 +13,10 @@ from domain.errors import (
     InvalidInput,
     SignInThrottled,
 )
-from domain.model import Actor, Role, User, UserId
+from domain.model import Actor, Role, SessionId, User, UserId
 from domain.ports import Credentials, PasswordHasher, UnitOfWorkFactory
 from domain.services.retry import retrying
+from domain.services.sessions import DEFAULT_REFRESH_TTL, StartedSession, open_session
 from domain.throttle import SignInThrottle
 
 
@@ -33,11 +34,13 @@ class UserService:
         passwords: PasswordHasher,
         throttle: SignInThrottle | None = None,
         clock: Callable[[], datetime] = _now,
+        refresh_ttl: timedelta = DEFAULT_REFRESH_TTL,
     ) -> None:
         self._uow = uow
         self._passwords = passwords
         self._throttle = throttle or SignInThrottle()
         self._clock = clock
+        self._refresh_ttl = refresh_ttl
 
     async def register(self, *, email: str, password: str, role: Role = Role.CUSTOMER) -> User:
         """Create a user; the email is unique whatever its case, also under a race."""
@@ -65,6 +68,9 @@ class UserService:
         if not password:
             raise InvalidInput("password", "Enter your password.")
         values.at("password", values.typed_password, password)
+        return await self._check_password(address, password)
+
+    async def _check_password(self, address: str, password: str) -> User:
         async with self._passwords.turn():
             credentials = await retrying(lambda: self._begin_attempt(address))
             matches = await self._passwords.verify(
@@ -94,11 +100,50 @@ class UserService:
             await uow.sign_in_failures.clear(address)
             await uow.commit()
 
-    async def actor(self, user_id: UserId) -> Actor | None:
-        """Who a signed-in request acts for, or None when that user no longer exists."""
+    async def change_password(
+        self,
+        *,
+        actor: Actor,
+        current_password: str,
+        new_password: str,
+        user_agent: str | None,
+    ) -> StartedSession:
+        """Set a new password once the current one proves right (throttled as sign-ins are).
+
+        Every session of the user ends, the current one too, and a new one starts for the
+        device that asked: whoever held another session's tokens is signed out at once.
+        """
+        secret = values.at("newPassword", values.password, new_password)
+        if not current_password:
+            raise InvalidInput("currentPassword", "Enter your current password.")
+        values.at("currentPassword", values.typed_password, current_password)
         async with self._uow(read_only=True) as uow:
-            user = await uow.users.get(user_id)
-        return Actor(user.id, user.role) if user is not None else None
+            user = await uow.users.get(actor.user_id)
+        if user is None:
+            raise InvalidCredentials()
+        await self._check_password(user.email, current_password)
+        async with self._passwords.turn():
+            password_hash = await self._passwords.hash(secret)
+        return await retrying(lambda: self._replace_password(user, password_hash, user_agent))
+
+    async def _replace_password(
+        self, user: User, password_hash: str, user_agent: str | None
+    ) -> StartedSession:
+        now = self._clock()
+        async with self._uow() as uow:
+            await uow.users.set_password(user.id, password_hash)
+            await uow.sessions.end(user.id, None, now=now)
+            started = await open_session(
+                uow, user, user_agent=user_agent, now=now, ttl=self._refresh_ttl
+            )
+            await uow.commit()
+        return started
+
+    async def actor(self, user_id: UserId, session_id: SessionId) -> Actor | None:
+        """Who a signed-in request acts for, or None once its session ended or lapsed (or
+        its user no longer exists): one query."""
+        async with self._uow(read_only=True) as uow:
+            return await uow.sessions.actor(user_id, session_id, self._clock())
 
     async def user(self, *, actor: Actor, user_id: UserId) -> User | None:
         """A user the actor may see: themselves, or anyone for an administrator."""

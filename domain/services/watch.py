@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from domain.ledger import EntryId
-from domain.model import AccountId
+from domain.model import AccountId, SessionId
 from domain.ports import UnitOfWorkFactory
 
 logger = logging.getLogger("bankql.watch")
@@ -78,3 +78,57 @@ class EntryWatch:
                 self._newest[account_id] = latest
                 for woken in self._readers.get(account_id, ()):
                     woken.set()
+
+
+class SessionWatch:
+    """Tells the streams of a session that it ended, within one interval of its end.
+
+    Like EntryWatch, one question per interval serves every stream of a process: which of
+    the watched sessions are still live. Whichever process ended a session, its streams
+    here learn of it at the next look.
+    """
+
+    def __init__(
+        self,
+        live: Callable[[list[SessionId]], Awaitable[set[SessionId]]],
+        interval_s: float,
+        sleep: Sleep = asyncio.sleep,
+    ):
+        self._live = live
+        self.interval_s = interval_s
+        self._sleep = sleep
+        self._watchers: dict[SessionId, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def watching(self, session_id: SessionId) -> AsyncIterator[asyncio.Event]:
+        """An event set once the session has ended, for as long as the block lasts."""
+        ended = asyncio.Event()
+        self._watchers.setdefault(session_id, set()).add(ended)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._look_until_unwatched())
+        try:
+            yield ended
+        finally:
+            watchers = self._watchers[session_id]
+            watchers.discard(ended)
+            if not watchers:
+                del self._watchers[session_id]
+
+    async def _look_until_unwatched(self) -> None:
+        while self._watchers:
+            await self._sleep(self.interval_s)
+            try:
+                await self._look()
+            except Exception:  # the database may be away for a while; streams go on meanwhile
+                logger.warning("could not look for ended sessions", exc_info=True)
+
+    async def _look(self) -> None:
+        watched = list(self._watchers)
+        if not watched:
+            return
+        live = await self._live(watched)
+        for session_id in watched:
+            if session_id not in live:
+                for ended in self._watchers.get(session_id, ()):
+                    ended.set()

@@ -65,6 +65,20 @@ class InvalidCredentials(Error):
     pass
 
 
+@strawberry.type(
+    description=(
+        "The refresh token is unknown, used, expired or its session ended: sign in again."
+    )
+)
+class InvalidRefreshToken(Error):
+    pass
+
+
+@strawberry.type
+class SessionNotFound(Error):
+    session_id: strawberry.ID
+
+
 def _account(key: int) -> strawberry.ID:
     return strawberry.ID(to_global_id("Account", key))
 
@@ -119,4 +133,10 @@ class ErrorMapper:
                 return EmailAlreadyRegistered(message=error.message)
             case errors.InvalidCredentials():
                 return InvalidCredentials(message=error.message)
+            case errors.InvalidRefreshToken():
+                return InvalidRefreshToken(message=error.message)
+            case errors.SessionNotFound(session_id=key):
+                return SessionNotFound(
+                    message=error.message, session_id=strawberry.ID(to_global_id("Session", key))
+                )
         raise error

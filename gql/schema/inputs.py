@@ -51,6 +51,29 @@ class LoginInput:
 
 
 @strawberry.input
+class RefreshSessionInput:
+    refresh_token: str
+
+
+@strawberry.input
+class SignOutInput:
+    everywhere: bool | None = strawberry.field(
+        default=None, description="End every session of the viewer, not only the current one."
+    )
+
+
+@strawberry.input
+class EndSessionInput:
+    session_id: strawberry.ID
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str
+
+
+@strawberry.input
 class OpenAccountInput:
     name: str
     currency: str

@@ -9,18 +9,24 @@ import strawberry
 
 from domain import values
 from domain.errors import DomainError, InvalidInput, TryLater
+from domain.model import SessionId, User
 from domain.money import Currency, Money
 from domain.services import Movement
 from domain.values import at
 from gql.schema import errors_as_data as e
 from gql.schema.errors_as_data import ErrorMapper
+from gql.schema.ids import MalformedId, key_of
 from gql.schema.inputs import (
+    ChangePasswordInput,
     CloseAccountInput,
     DepositInput,
+    EndSessionInput,
     LoginInput,
     OpenAccountInput,
+    RefreshSessionInput,
     RegisterInput,
     RenameAccountInput,
+    SignOutInput,
     TransferInput,
     WithdrawInput,
     account_id,
@@ -29,8 +35,13 @@ from gql.schema.inputs import (
     money,
 )
 from gql.schema.permissions import SIGNED_IN
-from gql.schema.top_level_errors import BadUserInput, RateLimited
+from gql.schema.top_level_errors import BadUserInput, RateLimited, Unauthenticated
 from gql.schema.types import Account, AuthPayload, Info, Transaction
+
+
+@strawberry.type
+class SignOutPayload:
+    ended_sessions: int = strawberry.field(description="How many sessions ended.")
 
 
 @strawberry.type
@@ -60,6 +71,15 @@ RegisterResult = Annotated[
 ]
 LoginResult = Annotated[
     AuthPayload | e.ValidationError | e.InvalidCredentials, strawberry.union("LoginResult")
+]
+RefreshSessionResult = Annotated[
+    AuthPayload | e.InvalidRefreshToken, strawberry.union("RefreshSessionResult")
+]
+EndSessionResult = Annotated[
+    SignOutPayload | e.SessionNotFound, strawberry.union("EndSessionResult")
+]
+ChangePasswordResult = Annotated[
+    AuthPayload | e.InvalidCredentials | e.ValidationError, strawberry.union("ChangePasswordResult")
 ]
 OpenAccountResult = Annotated[
     AccountPayload | e.ValidationError, strawberry.union("OpenAccountResult")
@@ -120,6 +140,19 @@ async def _with_funding(
     return MoneyMovement.from_domain(movement)
 
 
+async def _signed_in(info: Info, user: User) -> AuthPayload:
+    """A new session for a user who just proved who they are, and its tokens."""
+    started = await info.context.sessions.start(user, user_agent=info.context.user_agent)
+    return AuthPayload.issue(info.context.tokens, started)
+
+
+def _current_session(info: Info) -> SessionId:
+    signed_in = info.context.signed_in
+    if signed_in is None:  # never once SIGNED_IN let the request in
+        raise Unauthenticated("Sign in to do this: send Authorization: Bearer <token>.")
+    return signed_in.session_id
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
@@ -131,7 +164,7 @@ class Mutation:
             raise RateLimited(error.message, error.retry_after_s) from None
         except DomainError as error:
             return ErrorMapper()(error)  # type: ignore[return-value]
-        return AuthPayload.issue(info.context.tokens, user)
+        return await _signed_in(info, user)
 
     @strawberry.mutation
     async def login(self, info: Info, input: LoginInput) -> LoginResult:
@@ -142,7 +175,62 @@ class Mutation:
             raise RateLimited(error.message, error.retry_after_s) from None
         except DomainError as error:
             return ErrorMapper()(error)  # type: ignore[return-value]
-        return AuthPayload.issue(info.context.tokens, user)
+        return await _signed_in(info, user)
+
+    @strawberry.mutation
+    async def refresh_session(
+        self, info: Info, input: RefreshSessionInput
+    ) -> RefreshSessionResult:
+        """Trade a refresh token for a new access and refresh token pair (rotation)."""
+        try:
+            started = await info.context.sessions.refresh(input.refresh_token)
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
+        return AuthPayload.issue(info.context.tokens, started)
+
+    @strawberry.mutation(permission_classes=SIGNED_IN)
+    async def sign_out(self, info: Info, input: SignOutInput | None = None) -> SignOutPayload:
+        """End the current session, or every session of the viewer with everywhere: true."""
+        ended = await info.context.sessions.sign_out(
+            actor=await info.context.actor(),
+            session_id=_current_session(info),
+            everywhere=bool(input and input.everywhere),
+        )
+        return SignOutPayload(ended_sessions=ended)
+
+    @strawberry.mutation(permission_classes=SIGNED_IN)
+    async def end_session(self, info: Info, input: EndSessionInput) -> EndSessionResult:
+        """End one of the viewer's sessions, for example a lost phone's."""
+        try:
+            key = SessionId(key_of(input.session_id, "Session"))
+        except MalformedId:
+            # The contract's EndSessionResult has no ValidationError member.
+            raise BadUserInput("`sessionId` is not a Session ID issued by this server.") from None
+        try:
+            ended = await info.context.sessions.end(
+                actor=await info.context.actor(), session_id=key
+            )
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
+        return SignOutPayload(ended_sessions=ended)
+
+    @strawberry.mutation(permission_classes=SIGNED_IN)
+    async def change_password(
+        self, info: Info, input: ChangePasswordInput
+    ) -> ChangePasswordResult:
+        """Change the viewer's password; every other session of the viewer ends."""
+        try:
+            started = await info.context.users.change_password(
+                actor=await info.context.actor(),
+                current_password=input.current_password,
+                new_password=input.new_password,
+                user_agent=info.context.user_agent,
+            )
+        except TryLater as error:
+            raise RateLimited(error.message, error.retry_after_s) from None
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
+        return AuthPayload.issue(info.context.tokens, started)
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
     async def open_account(self, info: Info, input: OpenAccountInput) -> OpenAccountResult:

@@ -6,7 +6,7 @@ import strawberry
 
 from domain import errors, model
 from domain.ledger import EntryId, TransactionId
-from domain.model import AccountId, UserId
+from domain.model import AccountId, SessionId, UserId
 from gql.schema.ids import MalformedId, argument_key, from_global_id
 from gql.schema.permissions import SIGNED_IN
 from gql.schema.top_level_errors import BadUserInput, Forbidden
@@ -17,6 +17,7 @@ from gql.schema.types import (
     LedgerAudit,
     LedgerEntry,
     Node,
+    Session,
     Transaction,
     User,
 )
@@ -48,11 +49,23 @@ async def _user(info: Info, key: int) -> User | None:
     return User.from_domain(found) if found is not None else None
 
 
+async def _session(info: Info, key: int) -> Session | None:
+    found = await info.context.sessions.session(
+        actor=await info.context.actor(), session_id=SessionId(key)
+    )
+    if found is None:
+        return None
+    signed_in = info.context.signed_in
+    current = signed_in is not None and signed_in.session_id == found.id
+    return Session.from_domain(found, current=current)
+
+
 _NODE_LOADERS = {
     "Account": _account,
     "Transaction": _transaction,
     "LedgerEntry": _entry,
     "User": _user,
+    "Session": _session,
 }
 
 

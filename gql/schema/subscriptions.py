@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from datetime import UTC, datetime
 
 import strawberry
@@ -15,6 +15,19 @@ from gql.schema.ids import argument_key
 from gql.schema.permissions import SIGNED_IN
 from gql.schema.top_level_errors import NotFound, Unauthenticated
 from gql.schema.types import Info, LedgerEntry
+
+
+async def _first_of(news: Awaitable[None], ended: Awaitable[bool]) -> bool:
+    """Wait for news or for the session's end, whichever comes first; True for the end."""
+    waiting = asyncio.ensure_future(news)
+    ending = asyncio.ensure_future(ended)
+    try:
+        done, _ = await asyncio.wait({waiting, ending}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiting, ending):
+            task.cancel()
+        await asyncio.gather(waiting, ending, return_exceptions=True)
+    return ending in done
 
 
 @strawberry.type
@@ -33,23 +46,31 @@ class Subscription:
         context = info.context
         key = AccountId(argument_key(account_id, "Account", "accountId"))
         actor = await context.actor()
-        # actor() found a viewer, so there is a sign-in; without one the stream would end.
-        expires_at = context.signed_in.expires_at if context.signed_in else datetime.now(UTC)
+        signed_in = context.signed_in
+        if signed_in is None:  # never: actor() found a viewer, so there is a sign-in
+            raise Unauthenticated("Sign in to do this: send Authorization: Bearer <token>.")
+        expires_at = signed_in.expires_at
         timeout_s = context.operation_timeout_s
         bound: asyncio.Timeout | None = None
-        async with context.entry_watch.watching(key) as wait_for_news:
+        async with (
+            context.entry_watch.watching(key) as wait_for_news,
+            context.session_watch.watching(signed_in.session_id) as session_ended,
+        ):
 
             async def wait() -> None:
                 # Waiting for news takes as long as it takes; reading it has a deadline.
                 if bound is not None:
                     bound.reschedule(None)
-                # A connection outlives its token: the stream ends when the sign-in does.
+                # A connection outlives its token: the stream ends when the sign-in does,
+                # or as soon as its session ends (signed out, or the password changed).
                 left_s = (expires_at - datetime.now(UTC)).total_seconds()
                 try:
                     async with asyncio.timeout(max(left_s, 0)):
-                        await wait_for_news()
+                        ended = await _first_of(wait_for_news(), session_ended.wait())
                 except TimeoutError:
                     raise Unauthenticated("Your sign-in has expired: sign in again.") from None
+                if ended:
+                    raise Unauthenticated("Your session has ended: sign in again.")
                 if bound is not None and timeout_s is not None:
                     bound.reschedule(asyncio.get_running_loop().time() + timeout_s)
 

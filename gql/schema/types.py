@@ -11,6 +11,7 @@ import strawberry
 from domain import ledger, model
 from domain.money import Money as DomainMoney
 from domain.ports import AuditReport, Page
+from domain.services import StartedSession
 from gql.context import Context
 from gql.schema.ids import page_request, to_cursor, to_global_id
 from gql.schema.scalars import DecimalText
@@ -84,6 +85,84 @@ class User(Node):
     ) -> AccountConnection:
         loader = info.context.loaders.owned_accounts(page_request(first, after), status)
         return AccountConnection.of(await loader.load(self.key))
+
+    @strawberry.field(
+        description=(
+            "The user's sessions that have not ended, newest first; only the user may see them."
+        )
+    )
+    async def sessions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> SessionConnection:
+        page = page_request(first, after)
+        viewer = await info.context.viewer()
+        if viewer is None or viewer.user_id != self.key:
+            # Nobody else's, administrators included: an empty list, as for no sessions.
+            return SessionConnection.of(Page([], has_next=False, has_previous=False), None)
+        found = await info.context.sessions.sessions(
+            actor=viewer, user_id=self.key, page=page
+        )
+        signed_in = info.context.signed_in
+        return SessionConnection.of(found, signed_in.session_id if signed_in else None)
+
+
+@strawberry.type(
+    description="One signed-in device or client: created by register or login, renewed by "
+    "refreshSession."
+)
+class Session(Node):
+    created_at: datetime
+    last_refreshed_at: datetime | None = strawberry.field(
+        description="The last time its refresh token was traded."
+    )
+    expires_at: datetime = strawberry.field(
+        description="When its refresh token lapses unless refreshed."
+    )
+    current: bool = strawberry.field(description="True for the session of the request's own token.")
+    user_agent: str | None = strawberry.field(
+        description=(
+            "The User-Agent header seen at sign-in, cut to 200 characters; null when none was "
+            "sent."
+        )
+    )
+
+    @classmethod
+    def from_domain(cls, session: model.Session, *, current: bool) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("Session", session.id)),
+            created_at=session.created_at,
+            last_refreshed_at=session.last_refreshed_at,
+            expires_at=session.expires_at,
+            current=current,
+            user_agent=session.user_agent,
+        )
+
+
+@strawberry.type
+class SessionEdge:
+    cursor: str
+    node: Session
+
+
+@strawberry.type
+class SessionConnection:
+    edges: list[SessionEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, found: Page[model.Session], current: model.SessionId | None) -> Self:
+        sessions = found.items
+        return cls(
+            edges=[
+                SessionEdge(
+                    cursor=to_cursor(s.id), node=Session.from_domain(s, current=s.id == current)
+                )
+                for s in sessions
+            ],
+            page_info=PageInfo.of(
+                [s.id for s in sessions], has_next=found.has_next, has_previous=found.has_previous
+            ),
+        )
 
 
 @strawberry.type
@@ -247,11 +326,26 @@ class AuthPayload:
     token: str = strawberry.field(description='Send as the header "Authorization: Bearer <token>".')
     expires_at: datetime
     user: User
+    refresh_token: str = strawberry.field(
+        description=(
+            "Single use: refreshSession trades it for a new pair. Sending a used one again "
+            "ends the session."
+        )
+    )
+    refresh_expires_at: datetime
+    session: Session = strawberry.field(description="The session these tokens belong to.")
 
     @classmethod
-    def issue(cls, tokens: TokenCodec, user: model.User) -> Self:
-        issued = tokens.issue(user.id)
-        return cls(token=issued.token, expires_at=issued.expires_at, user=User.from_domain(user))
+    def issue(cls, tokens: TokenCodec, started: StartedSession) -> Self:
+        issued = tokens.issue(started.user.id, started.session.id)
+        return cls(
+            token=issued.token,
+            expires_at=issued.expires_at,
+            user=User.from_domain(started.user),
+            refresh_token=started.refresh_token,
+            refresh_expires_at=started.session.expires_at,
+            session=Session.from_domain(started.session, current=True),
+        )
 
 
 @strawberry.type(description="What an administrator sees when the whole ledger is checked.")

@@ -307,7 +307,11 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         problems.append(str(problem))
     if problems:
         raise ConfigurationError(" ".join(problems))
-    tokens = TokenCodec(key, timedelta(seconds=settings.token_ttl_seconds))
+    tokens = TokenCodec(
+        key,
+        timedelta(seconds=settings.token_ttl_seconds),
+        timedelta(seconds=settings.refresh_token_ttl_seconds),
+    )
     # No statement outlives the request that runs it; see gql/server/deadline.py.
     engine = make_engine(settings.database_url, statement_timeout_s=settings.request_timeout_s)
     getter = context_getter or make_context_getter(

@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     graphiql_assets: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr | None = None
-    token_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+    # How long an access token lasts, and a refresh token unless traded for a new pair first.
+    # Tiny values are allowed, for tests of expiry.
+    token_ttl_seconds: int = Field(default=900, ge=1, le=30 * 24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1, le=365 * 24 * 3600)
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
     password_parallelism: int = Field(default=4, ge=1)

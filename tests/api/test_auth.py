@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from domain.model import UserId
+from domain.model import SessionId, UserId
 from gql.server.auth import SignedIn, TokenCodec
 from tests.api.graphql import ACCOUNTS, LOGIN, OPEN, REGISTER, GraphQLClient
 from tests.conftest import TEST_SECRET_KEY
@@ -31,7 +31,7 @@ async def test_registering_returns_a_token_that_signs_the_user_in(anonymous):
     assert payload["user"]["email"] == "alice@example.com"
     assert payload["user"]["role"] == "CUSTOMER"
     expires = datetime.fromisoformat(payload["expiresAt"])
-    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15)
     viewer = (await GraphQLClient(anonymous.http, payload["token"]).data(VIEWER))["viewer"]
     assert viewer == {"id": payload["user"]["id"], "email": "alice@example.com", "role": "CUSTOMER"}
 
@@ -138,13 +138,14 @@ async def test_mutations_need_a_signed_in_user_and_touch_nothing(anonymous, gql)
     assert await gql.balance(account["id"]) == "10.00"
 
 
-def forged(user_id: str, key: str = TEST_SECRET_KEY, **changes):
+def forged(user_id: str, key: str = TEST_SECRET_KEY, session_id: str = "1", **changes):
     now = datetime.now(UTC)
-    claims = {"sub": user_id, "iat": now, "exp": now + timedelta(hours=1)} | changes
+    claims = {"sub": user_id, "sid": session_id, "iat": now, "exp": now + timedelta(hours=1)}
+    claims |= changes
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def bad_tokens(user_id: str, good: str) -> dict[str, str]:
+def bad_tokens(user_id: str, session_id: str, good: str) -> dict[str, str]:
     now = datetime.now(UTC)
     header, payload, signature = good.split(".")
     # The first character carries six whole bits of the signature, so changing it
@@ -164,13 +165,25 @@ def bad_tokens(user_id: str, good: str) -> dict[str, str]:
         "without expiry": jwt.encode({"sub": user_id, "iat": now}, TEST_SECRET_KEY, "HS256"),
         "unknown user": forged("987654"),
         "non-numeric subject": forged("alice"),
+        "without session": jwt.encode(
+            {"sub": user_id, "iat": now, "exp": now + timedelta(hours=1)}, TEST_SECRET_KEY, "HS256"
+        ),
+        "unknown session": forged(user_id, session_id="987654"),
+        "another user's session": forged(str(int(user_id) + 1), session_id=session_id),
+        "non-numeric session": forged(user_id, session_id="one"),
     }
 
 
 async def test_every_bad_token_counts_as_no_token(anonymous, app):
     payload = await register(anonymous, "alice@example.com")
-    user_id = str(app.state.tokens.verify(payload["token"]).user_id)
-    for kind, token in bad_tokens(user_id, payload["token"]).items():
+    # Bob exists, so that a token naming Alice's session for him names a real user.
+    await register(anonymous, "bob@example.com")
+    signed_in = app.state.tokens.verify(payload["token"])
+    user_id, session_id = str(signed_in.user_id), str(signed_in.session_id)
+    assert (await GraphQLClient(anonymous.http, forged(user_id, session_id=session_id)).data(VIEWER))[
+        "viewer"
+    ], "a well-forged token is taken, so the bad ones below are refused for their flaw"
+    for kind, token in bad_tokens(user_id, session_id, payload["token"]).items():
         client = GraphQLClient(anonymous.http, token)
         assert (await client.data(VIEWER))["viewer"] is None, kind
         body = await client.request(ACCOUNTS)
@@ -195,10 +208,10 @@ async def test_the_scheme_is_case_insensitive(anonymous):
 
 def test_tokens_carry_subject_issue_and_expiry_and_pin_the_algorithm():
     codec = TokenCodec(TEST_SECRET_KEY, timedelta(minutes=5))
-    issued = codec.issue(7)
+    issued = codec.issue(UserId(7), SessionId(3))
     claims = jwt.decode(issued.token, TEST_SECRET_KEY, algorithms=["HS256"])
-    assert claims["sub"] == "7" and claims["exp"] - claims["iat"] == 300
-    assert codec.verify(issued.token) == SignedIn(UserId(7), issued.expires_at)
+    assert claims["sub"] == "7" and claims["sid"] == "3" and claims["exp"] - claims["iat"] == 300
+    assert codec.verify(issued.token) == SignedIn(UserId(7), issued.expires_at, SessionId(3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the short key for HS512 is the point here
         hs512 = jwt.encode(

@@ -15,17 +15,6 @@ import pytest
 
 CHECKER = Path(__file__).resolve().parents[3] / "shared" / "api" / "check_contract.py"
 
-# Sessions: refresh-token rotation, sign-out, password change.
-SESSIONS = {
-    *("Session", "SessionEdge", "SessionConnection", "SignOutPayload"),
-    *("RefreshSessionInput", "SignOutInput", "EndSessionInput", "ChangePasswordInput"),
-    *("InvalidRefreshToken", "SessionNotFound"),
-    *("RefreshSessionResult", "EndSessionResult", "ChangePasswordResult"),
-    "User.sessions",
-    *("AuthPayload.refreshToken", "AuthPayload.refreshExpiresAt", "AuthPayload.session"),
-    *("Mutation.refreshSession", "Mutation.signOut", "Mutation.endSession"),
-    "Mutation.changePassword",
-}
 # Holds, reversals and statements.
 LEDGER_FEATURES = {
     *("HoldStatus", "Hold", "HoldEdge", "HoldConnection", "Statement"),
@@ -43,7 +32,7 @@ LEDGER_FEATURES = {
 # Live statements that resume where a client left off.
 RESUMABLE_SUBSCRIPTIONS = {"Subscription.accountEntries(afterEntryId:)"}
 
-NOT_YET_SERVED = SESSIONS | LEDGER_FEATURES | RESUMABLE_SUBSCRIPTIONS
+NOT_YET_SERVED = LEDGER_FEATURES | RESUMABLE_SUBSCRIPTIONS
 
 # One removal, in the words of any graphql-core version the checker may run on.
 _REMOVED = re.compile(

@@ -24,7 +24,13 @@ from sqlalchemy.engine import make_url
 
 from domain.model import Actor
 from domain.money import Currency, Money
-from domain.services import AccountService, EntryWatch, MovementService, UserService
+from domain.services import (
+    AccountService,
+    EntryWatch,
+    MovementService,
+    SessionService,
+    UserService,
+)
 from gql.context import build_context
 from gql.schema.ids import to_global_id
 from gql.schema.schema import build_schema
@@ -258,10 +264,11 @@ class SubscribedStream:
         self.account = await AccountService(self.storage).open_account(
             actor=self.actor, name="Main", currency=EUR
         )
+        started = await SessionService(self.storage).start(user, user_agent=None)
         context = build_context(
             self.storage,
             self.tokens,
-            self.tokens.verify(self.tokens.issue(user.id).token),
+            self.tokens.verify(self.tokens.issue(user.id, started.session.id).token),
             EntryWatch(self.storage, 0.01),
             operation_timeout_s=TINY_TIMEOUT_S,
         )

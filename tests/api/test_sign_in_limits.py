@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from domain.model import Role, User
 from domain.ports import PasswordHasher
-from domain.services import UserService
+from domain.services import SessionService, UserService
 from gql.context import make_context_getter, password_hashing, sql_unit_of_work
 from gql.server.app import create_app
 from gql.server.auth import TokenCodec
@@ -62,6 +62,13 @@ def app_checking_with(hasher: PasswordHasher, settings: Settings, engine: AsyncE
 async def new_user(engine: AsyncEngine, settings: Settings, email: str) -> User:
     users = UserService(sql_unit_of_work(make_session_factory(engine)), password_hashing(settings))
     return await users.register(email=email, password=PASSWORD, role=Role.CUSTOMER)
+
+
+async def token_for(app: Starlette, user: User) -> str:
+    """An access token of a new session of the user, as signing in would give."""
+    sessions = SessionService(sql_unit_of_work(make_session_factory(app.state.engine)))
+    started = await sessions.start(user, user_agent=None)
+    return str(app.state.tokens.issue(user.id, started.session.id).token)
 
 
 async def login(http: httpx.AsyncClient, email: str, password: str, **headers: str):
@@ -131,7 +138,7 @@ async def test_no_connection_waits_on_password_checks_and_others_are_served_mean
             await until(lambda: hasher.parked == 20)
             assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
             assert await idle_in_transaction(watcher) == 0
-            reader = GraphQLClient(http, app.state.tokens.issue(alice.id).token)
+            reader = GraphQLClient(http, await token_for(app, alice))
             async with asyncio.timeout(WAIT_FOR_S):
                 page = (await reader.data(ACCOUNTS))["accounts"]
             assert page["totalCount"] == 0
@@ -327,8 +334,8 @@ async def test_each_user_and_each_anonymous_address_has_a_request_rate(database_
         alice = await new_user(app.state.engine, settings, "alice@example.com")
         bob = await new_user(app.state.engine, settings, "bob@example.com")
         async with served(app) as http:
-            as_alice = GraphQLClient(http, app.state.tokens.issue(alice.id).token)
-            as_bob = GraphQLClient(http, app.state.tokens.issue(bob.id).token)
+            as_alice = GraphQLClient(http, await token_for(app, alice))
+            as_bob = GraphQLClient(http, await token_for(app, bob))
             query = {"query": "{ viewer { email } }"}
 
             def send(client: GraphQLClient, **headers: str) -> Any:

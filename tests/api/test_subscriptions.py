@@ -193,7 +193,12 @@ async def test_a_stream_and_its_connection_end_their_use_when_the_sign_in_expire
         now = datetime.now(UTC)
         # Long enough to see the stream live even on a busy machine, short enough to wait for.
         short_lived = jwt.encode(
-            {"sub": str(signed_in.user_id), "iat": now, "exp": now + timedelta(seconds=5)},
+            {
+                "sub": str(signed_in.user_id),
+                "sid": str(signed_in.session_id),
+                "iat": now,
+                "exp": now + timedelta(seconds=5),
+            },
             TEST_SECRET_KEY,
             "HS256",
         )

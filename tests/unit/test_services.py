@@ -17,10 +17,16 @@ from domain.errors import (
 )
 from domain.ledger import TransactionKind
 from domain.limits import MoneyLimits
-from domain.model import AccountId, AccountStatus, Actor, Role, UserId
+from domain.model import AccountId, AccountStatus, Actor, Role, SessionId, UserId
 from domain.money import MAX_MINOR_UNITS, Currency, Money
 from domain.ports import PageRequest
-from domain.services import AccountService, AuditService, MovementService, UserService
+from domain.services import (
+    AccountService,
+    AuditService,
+    MovementService,
+    SessionService,
+    UserService,
+)
 from tests.fakes import FakePasswordHasher, FakeUnitOfWorkFactory
 
 EUR, USD = Currency.of("EUR"), Currency.of("USD")
@@ -340,8 +346,10 @@ async def test_users_see_themselves_and_administrators_see_everyone(uow):
     assert await users.user(actor=me, user_id=alice.id) == alice
     assert await users.user(actor=BOB, user_id=alice.id) is None
     assert await users.user(actor=ADMIN, user_id=alice.id) == alice
-    assert await users.actor(alice.id) == me
-    assert await users.actor(UserId(424242)) is None
+    session = (await SessionService(uow).start(alice, user_agent=None)).session
+    assert await users.actor(alice.id, session.id) == me
+    assert await users.actor(UserId(424242), session.id) is None
+    assert await users.actor(alice.id, SessionId(424242)) is None
 
 
 async def test_new_entries_hands_out_each_later_line_once_in_commit_order(accounts, movements):
