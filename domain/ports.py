@@ -136,9 +136,7 @@ class SessionRepository(Protocol):
         """The session a refresh token digest was retired from, if it was."""
         ...
 
-    async def end(
-        self, user_id: UserId, session_id: SessionId | None, *, now: datetime
-    ) -> int:
+    async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
         """End one live session of the user (every one when session_id is None); how many ended."""
         ...
 

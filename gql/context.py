@@ -112,9 +112,7 @@ class Context:
         if self.signed_in is None or self.signed_in.expires_at <= datetime.now(UTC):
             return None
         if self._viewer is None:
-            self._viewer = await self.users.actor(
-                self.signed_in.user_id, self.signed_in.session_id
-            )
+            self._viewer = await self.users.actor(self.signed_in.user_id, self.signed_in.session_id)
         return self._viewer
 
     async def actor(self) -> Actor:

@@ -116,12 +116,12 @@ class SqlSessionRepository:
         found = (await self._session.exec(statement)).first()
         if found is None:
             return None
-        row = SessionRow(**dict(found._mapping))
+        session = to_session(SessionRow(**dict(found._mapping)))
         self._session.add(
-            RetiredRefreshTokenRow(token_hash=old_hash, session_id=row.id, retired_at=now)
+            RetiredRefreshTokenRow(token_hash=old_hash, session_id=session.id, retired_at=now)
         )
         await self._session.flush()
-        return to_session(row)
+        return session
 
     async def retired(self, token_hash: str) -> SessionId | None:
         query = select(RetiredRefreshTokenRow.session_id).where(

@@ -151,9 +151,7 @@ class SessionService:
             await uow.commit()
         return ended
 
-    async def sessions(
-        self, *, actor: Actor, user_id: UserId, page: PageRequest
-    ) -> Page[Session]:
+    async def sessions(self, *, actor: Actor, user_id: UserId, page: PageRequest) -> Page[Session]:
         """A user's live sessions, newest first: only the user's own eyes see them."""
         if actor.user_id != user_id:
             return Page([], has_next=False, has_previous=False)

@@ -66,9 +66,7 @@ class InvalidCredentials(Error):
 
 
 @strawberry.type(
-    description=(
-        "The refresh token is unknown, used, expired or its session ended: sign in again."
-    )
+    description=("The refresh token is unknown, used, expired or its session ended: sign in again.")
 )
 class InvalidRefreshToken(Error):
     pass

@@ -178,9 +178,7 @@ class Mutation:
         return await _signed_in(info, user)
 
     @strawberry.mutation
-    async def refresh_session(
-        self, info: Info, input: RefreshSessionInput
-    ) -> RefreshSessionResult:
+    async def refresh_session(self, info: Info, input: RefreshSessionInput) -> RefreshSessionResult:
         """Trade a refresh token for a new access and refresh token pair (rotation)."""
         try:
             started = await info.context.sessions.refresh(input.refresh_token)
@@ -215,9 +213,7 @@ class Mutation:
         return SignOutPayload(ended_sessions=ended)
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
-    async def change_password(
-        self, info: Info, input: ChangePasswordInput
-    ) -> ChangePasswordResult:
+    async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordResult:
         """Change the viewer's password; every other session of the viewer ends."""
         try:
             started = await info.context.users.change_password(

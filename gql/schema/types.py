@@ -99,9 +99,7 @@ class User(Node):
         if viewer is None or viewer.user_id != self.key:
             # Nobody else's, administrators included: an empty list, as for no sessions.
             return SessionConnection.of(Page([], has_next=False, has_previous=False), None)
-        found = await info.context.sessions.sessions(
-            actor=viewer, user_id=self.key, page=page
-        )
+        found = await info.context.sessions.sessions(actor=viewer, user_id=self.key, page=page)
         signed_in = info.context.signed_in
         return SessionConnection.of(found, signed_in.session_id if signed_in else None)
 
@@ -121,8 +119,7 @@ class Session(Node):
     current: bool = strawberry.field(description="True for the session of the request's own token.")
     user_agent: str | None = strawberry.field(
         description=(
-            "The User-Agent header seen at sign-in, cut to 200 characters; null when none was "
-            "sent."
+            "The User-Agent header seen at sign-in, cut to 200 characters; null when none was sent."
         )
     )
 

@@ -180,9 +180,9 @@ async def test_every_bad_token_counts_as_no_token(anonymous, app):
     await register(anonymous, "bob@example.com")
     signed_in = app.state.tokens.verify(payload["token"])
     user_id, session_id = str(signed_in.user_id), str(signed_in.session_id)
-    assert (await GraphQLClient(anonymous.http, forged(user_id, session_id=session_id)).data(VIEWER))[
-        "viewer"
-    ], "a well-forged token is taken, so the bad ones below are refused for their flaw"
+    assert (
+        await GraphQLClient(anonymous.http, forged(user_id, session_id=session_id)).data(VIEWER)
+    )["viewer"], "a well-forged token is taken, so the bad ones below are refused for their flaw"
     for kind, token in bad_tokens(user_id, session_id, payload["token"]).items():
         client = GraphQLClient(anonymous.http, token)
         assert (await client.data(VIEWER))["viewer"] is None, kind

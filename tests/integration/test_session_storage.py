@@ -1,0 +1,91 @@
+"""Sessions in the database: lapsing on the clock, and deleted some time after they end."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from domain.errors import InvalidRefreshToken
+from domain.model import Actor, Role
+from domain.services import SessionService, UserService
+from domain.services.sessions import RETENTION
+from persistence.passwords import PasswordHashing
+from persistence.tables import RetiredRefreshTokenRow, SessionRow
+
+TTL = timedelta(days=30)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def count(engine, table) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(select(func.count()).select_from(table))).scalar())
+
+
+async def test_a_session_lapses_unless_refreshed_and_each_refresh_moves_it_on(uow_factory):
+    clock = Clock()
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL, clock)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    started = await sessions.start(alice, user_agent=None)
+    clock.now += TTL - timedelta(seconds=1)
+    renewed = await sessions.refresh(started.refresh_token)
+    assert renewed.session.expires_at == clock.now + TTL
+    clock.now += TTL
+    try:
+        await sessions.refresh(renewed.refresh_token)
+    except InvalidRefreshToken:
+        pass
+    else:
+        raise AssertionError("a lapsed refresh token was traded")
+    actor = Actor(alice.id, Role.CUSTOMER)
+    assert await sessions.session(actor=actor, session_id=started.session.id) is None
+
+
+async def test_ended_and_lapsed_sessions_are_deleted_after_the_retention_period(
+    uow_factory, engine
+):
+    clock = Clock()
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL, clock)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    actor = Actor(alice.id, Role.CUSTOMER)
+    lapsing = await sessions.start(alice, user_agent=None)
+    clock.now += TTL  # it lapses now
+    ended = await sessions.start(alice, user_agent=None)
+    await sessions.refresh(ended.refresh_token)  # leaves a retired digest behind
+    await sessions.end(actor=actor, session_id=ended.session.id)
+    live = await sessions.start(alice, user_agent=None)
+    assert await count(engine, SessionRow) == 3
+    # Within the retention period, ended and lapsed sessions are kept.
+    clock.now += RETENTION - timedelta(seconds=1)
+    assert await sessions.prune() == 0
+    # Past it, they go, with their retired digests; a live session stays.
+    clock.now += timedelta(seconds=2)
+    assert await sessions.prune() == 2
+    async with engine.connect() as connection:
+        kept = set((await connection.execute(select(SessionRow.id))).scalars())
+    assert kept == {live.session.id}
+    assert lapsing.session.id != live.session.id
+    assert await count(engine, RetiredRefreshTokenRow) == 0
+
+
+async def test_every_sign_in_deletes_the_sessions_past_their_retention(uow_factory, engine):
+    clock = Clock()
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL, clock)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    old = await sessions.start(alice, user_agent=None)
+    await sessions.sign_out(
+        actor=Actor(alice.id, Role.CUSTOMER), session_id=old.session.id, everywhere=False
+    )
+    clock.now += RETENTION + timedelta(seconds=1)
+    new = await sessions.start(alice, user_agent=None)
+    async with engine.connect() as connection:
+        kept = set((await connection.execute(select(SessionRow.id))).scalars())
+    assert kept == {new.session.id}
