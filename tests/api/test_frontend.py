@@ -29,6 +29,10 @@ def unavailable(reason: str, variable: str) -> None:
     pytest.skip(reason)
 
 
+# Long enough for the live statement's part of the journey, short enough to wait out twice.
+CLIENT_TOKEN_TTL_S = 5
+
+
 def node(script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("node") is None:
         unavailable("Node.js is not installed", "BANKQL_REQUIRE_NODE")
@@ -58,8 +62,22 @@ def test_every_must_and_should_of_the_graphql_over_http_audit_passes(served):
     assert result.stdout.strip().endswith(" 0 failed")
 
 
-def test_a_real_client_registers_moves_money_and_reads_the_statement(served):
-    result = node("client.mjs", f"{served}/graphql")
+@pytest.fixture
+def served_briefly(tmp_path) -> Iterator[str]:
+    """A server whose access tokens last a few seconds, so that a client sees them lapse."""
+    env = environment(
+        f"sqlite+aiosqlite:///{tmp_path / 'bank.db'}",
+        BANKQL_SUBSCRIPTION_POLL_MS="50",
+        BANKQL_TOKEN_TTL_SECONDS=str(CLIENT_TOKEN_TTL_S),
+    )
+    server = Server(env).start()
+    yield server.url
+    server.stop()
+
+
+def test_a_real_client_registers_moves_money_and_reads_the_statement(served_briefly):
+    # It also keeps its session alive as a frontend does: refresh on UNAUTHENTICATED, retry.
+    result = node("client.mjs", f"{served_briefly}/graphql")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith(" 0 failed")
 

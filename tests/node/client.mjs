@@ -1,12 +1,17 @@
 // A frontend's journey through bankql with real GraphQL clients (urql over HTTP, graphql-ws
-// for the live statement), as an app would write it: union results switched on __typename.
+// for the live statement), as an app would write it: union results switched on __typename,
+// and the session kept alive by refreshing on UNAUTHENTICATED, then retrying once.
 // Usage: node client.mjs http://127.0.0.1:8000/graphql
+// (against a server with a short BANKQL_TOKEN_TTL_SECONDS, so that the token lapses on the way)
 import { Client, fetchExchange, gql } from '@urql/core';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
 const url = process.argv[2];
 let token = null;
+let refreshToken = null;
+let expiresAt = null;
+let refreshes = 0;
 const client = new Client({
   url,
   exchanges: [fetchExchange],
@@ -18,7 +23,7 @@ const REGISTER = gql`
   mutation Register($input: RegisterInput!) {
     register(input: $input) {
       __typename
-      ... on AuthPayload { token user { email } }
+      ... on AuthPayload { token expiresAt refreshToken user { email } }
       ... on Error { message }
     }
   }
@@ -27,10 +32,27 @@ const LOGIN = gql`
   mutation Login($input: LoginInput!) {
     login(input: $input) {
       __typename
-      ... on AuthPayload { token }
+      ... on AuthPayload { token expiresAt refreshToken }
       ... on Error { message }
     }
   }
+`;
+const REFRESH = gql`
+  mutation Refresh($input: RefreshSessionInput!) {
+    refreshSession(input: $input) {
+      __typename
+      ... on AuthPayload { token expiresAt refreshToken }
+      ... on Error { message }
+    }
+  }
+`;
+const SIGN_OUT = gql`
+  mutation SignOut { signOut { endedSessions } }
+`;
+// viewer is null, not an error, without a valid token: the protected accounts field is
+// what answers UNAUTHENTICATED.
+const MINE = gql`
+  query Mine { accounts { totalCount } viewer { email sessions { edges { node { current } } } } }
 `;
 const OPEN = gql`
   mutation Open($input: OpenAccountInput!) {
@@ -87,11 +109,41 @@ function check(what, condition, detail) {
   }
 }
 
-async function run(document, variables) {
-  const result = await client.mutation(document, variables).toPromise();
+function signedIn(payload) {
+  ({ token, refreshToken, expiresAt } = payload);
+}
+
+// One refresh at a time, shared by every request that needs it: a refresh token works once,
+// and two refreshes with it would end the session.
+let refreshing = null;
+function refresh() {
+  refreshing ??= (async () => {
+    const result = await client.mutation(REFRESH, { input: { refreshToken } }).toPromise();
+    const payload = result.data?.refreshSession;
+    if (payload?.__typename !== 'AuthPayload') throw new Error('signed out: sign in again');
+    refreshes += 1;
+    signedIn(payload);
+  })().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+const unauthenticated = (result) => result.error?.graphQLErrors
+  ?.some((error) => error.extensions?.code === 'UNAUTHENTICATED');
+
+// A request, sent again once after a refresh when the access token was refused.
+async function send(operation, document, variables) {
+  let result = await client[operation](document, variables).toPromise();
+  if (unauthenticated(result) && refreshToken) {
+    await refresh();
+    result = await client[operation](document, variables).toPromise();
+  }
   if (result.error) throw result.error;
   return result.data;
 }
+const run = (document, variables) => send('mutation', document, variables);
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+// Until the access token has lapsed, as it does while an app sits idle.
+const untilLapsed = () => sleep(Math.max(0, Date.parse(expiresAt) - Date.now()) + 1100);
 
 const email = `client-${Date.now()}@example.com`;
 const password = 'a client password';
@@ -102,7 +154,19 @@ check('register twice', again.__typename === 'EmailAlreadyRegistered', again);
 
 const login = (await run(LOGIN, { input: { email, password } })).login;
 check('login', login.__typename === 'AuthPayload', login);
-token = login.token;
+signedIn(login);
+
+// The access token lapses; the next request is refused, refreshes, and goes through.
+await untilLapsed();
+const spent = refreshToken;
+const mine = await send('query', MINE);
+check('refreshed on UNAUTHENTICATED and retried', refreshes === 1
+  && mine.viewer?.email === email && mine.accounts.totalCount === 0 && refreshToken !== spent,
+{ refreshes, mine });
+// Two sessions: register's and login's, newest (this one) first.
+check('sessions listed, this one current', JSON.stringify(mine.viewer.sessions.edges)
+  === JSON.stringify([{ node: { current: true } }, { node: { current: false } }]),
+mine.viewer.sessions);
 
 const checking = (await run(OPEN, { input: { name: 'Checking', currency: 'EUR' } })).openAccount;
 check('open checking', checking.__typename === 'AccountPayload', checking);
@@ -120,6 +184,8 @@ check('deposit', deposit.__typename === 'MoneyMovement'
 
 // The savings account's live statement. A subscription sends what commits after it began,
 // which a client cannot see, so marker deposits go in until the first one comes back.
+// A stream lasts as long as the access token it signed in with: start it on a fresh one.
+await refresh();
 const received = [];
 let wake = null;
 const sockets = createClient({
@@ -179,13 +245,23 @@ check('the live statement shows the transfer alone', JSON.stringify(incoming) ==
 unsubscribe();
 await sockets.dispose();
 
-const statement = await client.query(STATEMENT, { id: checking.account.id }).toPromise();
-const lines = statement.data.account.entries.edges.map(({ node }) => [
+await untilLapsed();
+const before = refreshes;
+const statement = await send('query', STATEMENT, { id: checking.account.id });
+check('refreshed again after the second lapse', refreshes === before + 1, refreshes);
+const lines = statement.account.entries.edges.map(({ node }) => [
   node.transaction.kind, node.amount.amount, node.balanceAfter.amount,
 ]);
 check('statement', JSON.stringify(lines) === JSON.stringify([
   ['TRANSFER', '-40.00', '60.25'], ['DEPOSIT', '100.25', '100.25'],
 ]), lines);
+
+// Signing out ends the session: its access token is refused at once, and so is the
+// refresh token, so the client has to sign in again.
+const out = (await run(SIGN_OUT)).signOut;
+check('sign out', out.endedSessions === 1, out);
+const afterwards = await send('query', MINE).then(() => 'served', (error) => error.message);
+check('signed out for good', afterwards === 'signed out: sign in again', afterwards);
 
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
