@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, union_all, update
+from sqlalchemy import and_, bindparam, delete, func, or_, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -86,6 +86,19 @@ def _live(now: datetime) -> list[Any]:
     return [col(SessionRow.ended_at).is_(None), col(SessionRow.expires_at) > now]
 
 
+# Every request runs this, so it is built once: only its parameters change.
+_ACTOR = (
+    select(UserRow.role)
+    .join(SessionRow, col(SessionRow.user_id) == col(UserRow.id))
+    .where(
+        col(SessionRow.id) == bindparam("session_id"),
+        col(UserRow.id) == bindparam("user_id"),
+        col(SessionRow.ended_at).is_(None),
+        col(SessionRow.expires_at) > bindparam("now"),
+    )
+)
+
+
 class SqlSessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -147,12 +160,8 @@ class SqlSessionRepository:
         )
 
     async def actor(self, user_id: UserId, session_id: SessionId, now: datetime) -> Actor | None:
-        query = (
-            select(UserRow.role)
-            .join(SessionRow, col(SessionRow.user_id) == col(UserRow.id))
-            .where(col(SessionRow.id) == session_id, col(UserRow.id) == user_id, *_live(now))
-        )
-        role = (await self._session.exec(query)).first()
+        values = {"session_id": session_id, "user_id": user_id, "now": now}
+        role = (await self._session.exec(_ACTOR, params=values)).first()
         return Actor(user_id, Role(role)) if role is not None else None
 
     async def get_live(
