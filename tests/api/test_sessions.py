@@ -447,6 +447,15 @@ async def test_no_token_is_stored_or_logged_in_clear(client, app, caplog):
         assert hashlib.sha256(refresh_token.encode()).hexdigest() in stored
 
 
+async def test_the_check_of_the_logs_finds_a_token_logged_in_clear(client, caplog):
+    with caplog.at_level(logging.INFO):
+        device = await register(client, "alice@example.com")
+        # On purpose: a line that carries the refresh token.
+        logging.getLogger("bankql.sessions").info("careless %s", device.refresh_token)
+    logged = "\n".join(JsonFormatter().format(record) for record in caplog.records)
+    assert device.refresh_token in logged
+
+
 async def test_the_check_of_what_is_stored_finds_a_token_kept_in_clear(client, app):
     device = await register(client, "alice@example.com")
     # On purpose: a sign-in whose User-Agent header is another session's refresh token.

@@ -7,8 +7,15 @@ import pytest
 
 from domain.model import Actor, Role, UserId
 from domain.money import Currency, Money
-from domain.services import AccountService, EntryWatch, MovementService
-from tests.fakes import FakeUnitOfWorkFactory
+from domain.services import (
+    AccountService,
+    EntryWatch,
+    MovementService,
+    SessionService,
+    SessionWatch,
+    UserService,
+)
+from tests.fakes import FakePasswordHasher, FakeUnitOfWorkFactory
 
 EUR = Currency.of("EUR")
 ALICE = Actor(UserId(1), Role.CUSTOMER)
@@ -97,3 +104,30 @@ async def test_a_failed_look_is_logged_and_the_next_one_still_wakes(uow, caplog)
         await movements.deposit(actor=ALICE, account_id=a.id, amount=Money(5, EUR))
         await clock.tick()
         assert waiting.done()
+
+
+async def test_one_look_serves_every_stream_and_tells_only_those_whose_session_ended(uow):
+    users, sessions = UserService(uow, FakePasswordHasher()), SessionService(uow)
+    alice = await users.register(email="alice@example.com", password="correct horse 1")
+    phone = (await sessions.start(alice, user_agent=None)).session
+    laptop = (await sessions.start(alice, user_agent=None)).session
+    actor = Actor(alice.id, Role.CUSTOMER)
+    clock = Clock()
+    watch = SessionWatch(sessions.live, 0.5, clock.sleep)
+    async with (
+        watch.watching(phone.id) as phone_stream,
+        watch.watching(phone.id) as other_phone_stream,
+        watch.watching(laptop.id) as laptop_stream,
+    ):
+        before = looks(uow)
+        await clock.tick()
+        assert looks(uow) == before + 1
+        assert not phone_stream.is_set() and not laptop_stream.is_set()
+        await sessions.end(actor=actor, session_id=phone.id)
+        await clock.tick()
+        assert looks(uow) == before + 2
+        assert phone_stream.is_set() and other_phone_stream.is_set()
+        assert not laptop_stream.is_set()
+    # Nobody watches any more: no more looks.
+    await clock.tick()
+    assert looks(uow) == before + 2
