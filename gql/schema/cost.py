@@ -5,7 +5,7 @@ read the database, of each one's weight times the number of times it may run:
 
 - A field with a resolver of its own reads the database. These are every root field
   (queries, mutations and the subscription), `Account.owner`, `Account.entries`,
-  `LedgerEntry.transaction` and `User.accounts`. It weighs 1.
+  `LedgerEntry.transaction`, `User.accounts` and `User.sessions`. It weighs 1.
 - A field that takes `first` returns a page of up to `first` items (20 when `first` is left
   out, never more than 100). It weighs 1 more for each item, and every field below it runs
   up to `first` times.
