@@ -21,9 +21,12 @@ from domain.services import (
     AccountService,
     AuditService,
     EntryWatch,
+    HoldService,
     MovementService,
     UserService,
 )
+from domain.services.accounts import DEFAULT_LONGEST_STATEMENT_DAYS
+from domain.services.holds import DEFAULT_LONGEST_HOLD_SECONDS
 from domain.throttle import SignInThrottle
 from gql.schema.loaders import Loaders
 from gql.schema.top_level_errors import Unauthenticated
@@ -46,6 +49,7 @@ class Context:
     movements: MovementService
     users: UserService
     audit: AuditService
+    holds: HoldService
     tokens: TokenCodec
     # Shared by every context of the process: one look for new lines serves them all.
     entry_watch: EntryWatch
@@ -63,7 +67,7 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.accounts, self.users, self.actor)
+        return Loaders(self.accounts, self.users, self.actor, self.holds)
 
     def forget_loaded(self) -> None:
         """Drop what the loaders hold, for a context that outlives one result."""
@@ -112,6 +116,18 @@ class Context:
         return viewer
 
 
+@dataclass(frozen=True)
+class LedgerBounds:
+    """How long a hold may last, and how long a period one statement may cover."""
+
+    longest_hold_s: int = DEFAULT_LONGEST_HOLD_SECONDS
+    longest_statement_days: int = DEFAULT_LONGEST_STATEMENT_DAYS
+
+
+def ledger_bounds(settings: Settings) -> LedgerBounds:
+    return LedgerBounds(settings.max_hold_seconds, settings.max_statement_days)
+
+
 ContextGetter = Callable[[Request | WebSocket, Response | WebSocket], Awaitable[Context]]
 
 
@@ -125,12 +141,15 @@ def build_context(
     *,
     passwords: PasswordHasher | None = None,
     throttle: SignInThrottle | None = None,
+    ledger: LedgerBounds | None = None,
 ) -> Context:
+    bounds = ledger or LedgerBounds()
     return Context(
-        accounts=AccountService(uow, limits),
+        accounts=AccountService(uow, limits, longest_statement_days=bounds.longest_statement_days),
         movements=MovementService(uow, limits),
         users=UserService(uow, passwords or PasswordHashing(), throttle),
         audit=AuditService(uow),
+        holds=HoldService(uow, limits, longest_hold_s=bounds.longest_hold_s),
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
         signed_in=signed_in,
@@ -187,6 +206,7 @@ def make_context_getter(
     operation_timeout_s: float | None = None,
     throttle: SignInThrottle | None = None,
     subscription_connections: int = DEFAULT_SUBSCRIPTION_CONNECTIONS,
+    ledger: LedgerBounds | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
@@ -215,6 +235,7 @@ def make_context_getter(
                     operation_timeout_s,
                     passwords=passwords,
                     throttle=throttle,
+                    ledger=ledger,
                 )
 
             connection = on(unit_of_work, viewer)
@@ -231,6 +252,7 @@ def make_context_getter(
             limits,
             passwords=passwords,
             throttle=throttle,
+            ledger=ledger,
         )
 
     return get_context

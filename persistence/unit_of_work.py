@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.errors import DuplicateRequest, TransientConflict
 from domain.ports import (
     AccountRepository,
+    HoldRepository,
     SignInFailureRepository,
     TransactionRepository,
     UnitOfWork,
@@ -21,6 +22,7 @@ from domain.ports import (
 from persistence.database import READ_ONLY
 from persistence.repositories import (
     SqlAccountRepository,
+    SqlHoldRepository,
     SqlSignInFailureRepository,
     SqlTransactionRepository,
     SqlUserRepository,
@@ -62,12 +64,14 @@ class SqlRepositories:
     accounts: AccountRepository
     transactions: TransactionRepository
     sign_in_failures: SignInFailureRepository
+    holds: HoldRepository
 
     def use(self, session: AsyncSession) -> None:
         self.users = SqlUserRepository(session)
         self.accounts = SqlAccountRepository(session)
         self.transactions = SqlTransactionRepository(session)
         self.sign_in_failures = SqlSignInFailureRepository(session)
+        self.holds = SqlHoldRepository(session)
 
 
 class SqlUnitOfWork(SqlRepositories):
@@ -130,6 +134,7 @@ class _InSlot:
     accounts: AccountRepository
     transactions: TransactionRepository
     sign_in_failures: SignInFailureRepository
+    holds: HoldRepository
 
     def __init__(self, inner: UnitOfWork, slots: asyncio.Semaphore) -> None:
         self._inner = inner
@@ -144,6 +149,7 @@ class _InSlot:
             raise
         self.users, self.accounts = inner.users, inner.accounts
         self.transactions, self.sign_in_failures = inner.transactions, inner.sign_in_failures
+        self.holds = inner.holds
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:

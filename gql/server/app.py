@@ -32,6 +32,7 @@ from strawberry.types.unset import UnsetType
 from gql.context import (
     Context,
     ContextGetter,
+    ledger_bounds,
     make_context_getter,
     money_limits,
     password_hashing,
@@ -319,6 +320,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         settings.request_timeout_s,
         sign_in_throttle(settings),
         settings.subscription_connections,
+        ledger_bounds(settings),
     )
 
     async def readyz(_request: Request) -> JSONResponse:
