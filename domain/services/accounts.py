@@ -24,6 +24,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A moment in UTC, as every stored moment is; one without an offset is taken as UTC."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 async def with_reserved(uow: UnitOfWork, now: datetime, *accounts: Account) -> None:
     """Read what the accounts' pending holds reserve at `now` into them. Under the accounts'
     locks this is exact: every change to an account's holds is made under its lock."""
@@ -278,6 +283,7 @@ class AccountService:
     ) -> dict[AccountId, Money]:
         """Each readable account's balance right after its last line before `at` (zero
         before its first): one indexed line read per account."""
+        at = as_utc(at)
         async with self._uow(read_only=True) as uow:
             accounts = await uow.accounts.get_many(account_ids)
             found: dict[AccountId, Money] = {}
@@ -300,6 +306,7 @@ class AccountService:
     ) -> StatementSummary | None:
         """The balances around [start, end) and the money in and out of it; None when the
         actor may not read the account. Three indexed reads, however long its history."""
+        start, end = as_utc(start), as_utc(end)
         self.check_period(start, end)
         async with self._uow(read_only=True) as uow:
             account = await uow.accounts.get(account_id)
@@ -329,6 +336,7 @@ class AccountService:
         page: PageRequest,
     ) -> Page[Entry]:
         """A page of the lines of [start, end), newest first; empty for an unreadable account."""
+        start, end = as_utc(start), as_utc(end)
         self.check_period(start, end)
         async with self._uow(read_only=True) as uow:
             account = await uow.accounts.get(account_id)
@@ -343,6 +351,7 @@ class AccountService:
         """The lines of [start, end) oldest first, a batch at a time, each batch read in its
         own short transaction: memory stays flat however many lines there are. The caller
         has checked, with statement_summary, that the actor may read the account."""
+        start, end = as_utc(start), as_utc(end)
         after: int | None = None
         while True:
             async with self._uow(read_only=True) as uow:
