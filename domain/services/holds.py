@@ -109,13 +109,17 @@ class HoldService:
                     raise IdempotencyConflict(key.key)  # the key moved money
             self._limits.check_movement(amount)
             now = self.now()
-            account = (await uow.accounts.lock([account_id])).get(account_id)
+            # The destination is locked too, in the same id order as every movement: the new
+            # hold's reference to it would otherwise wait on a transfer that waits on us.
+            keys = [account_id] if destination is None else [account_id, destination]
+            locked = await uow.accounts.lock(keys)
+            account = locked.get(account_id)
             if account is None or not actor.can_move(account):
                 raise AccountNotFound(account_id)
             await with_reserved(uow, now, account)
             check_payer(account, amount)
             if destination is not None:
-                await self._check_destination(uow, actor, account, destination)
+                self._check_destination(actor, account, destination, locked.get(destination))
             hold = await uow.holds.add(
                 NewHold(
                     account_id=account_id,
@@ -133,10 +137,10 @@ class HoldService:
 
         return await self._run(attempt)
 
-    async def _check_destination(
-        self, uow: UnitOfWork, actor: Actor, account: Account, destination: AccountId
+    @staticmethod
+    def _check_destination(
+        actor: Actor, account: Account, destination: AccountId, target: Account | None
     ) -> None:
-        target = await uow.accounts.get(destination)
         try:
             if target is None:
                 raise AccountNotFound(destination)
