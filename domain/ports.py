@@ -74,6 +74,19 @@ class RecordedHold:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportLine:
+    """A statement line with what an export shows of its transaction, in minor units."""
+
+    entry_id: EntryId
+    transaction_id: TransactionId
+    kind: str
+    description: str | None
+    amount: int
+    balance_after: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PeriodTotals:
     """What came into and went out of an account over a period, in minor units (both >= 0)."""
 
@@ -226,6 +239,19 @@ class TransactionRepository(Protocol):
     ) -> list[Entry]:
         """Up to page.first + 1 lines of [start, end), newest first, after the line `after`
         (or oldest first, after it, for an export)."""
+        ...
+
+    async def export_lines(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, EntryId] | None,
+        limit: int,
+    ) -> list[ExportLine]:
+        """Up to `limit` lines of [start, end) oldest first after the line `after` (its
+        moment and id), with their transactions' kinds and descriptions, in one plain query
+        that walks the (account_id, created_at, id) index from where the last one stopped."""
         ...
 
     async def audit(self) -> AuditReport:

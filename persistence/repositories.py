@@ -36,6 +36,7 @@ from domain.money import Currency
 from domain.ports import (
     AuditReport,
     Credentials,
+    ExportLine,
     PageRequest,
     PeriodTotals,
     RecordedHold,
@@ -440,6 +441,65 @@ class SqlTransactionRepository:
             query = query.where(key > page.after if oldest_first else key < page.after)
         query = query.order_by(key if oldest_first else key.desc()).limit(page.first + 1)
         return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+
+    async def export_lines(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, EntryId] | None,
+        limit: int,
+    ) -> list[ExportLine]:
+        # Plain columns, no ORM objects: an export reads many lines, and this is its loop.
+        # Keyset on (created_at, id), the index's order, so that each batch starts where the
+        # last one stopped instead of sorting the whole period again.
+        created_at, key = col(EntryRow.created_at), col(EntryRow.id)
+        conditions: list[Any] = self._period(account_id, start, end)
+        if after is not None:
+            moment, last = after
+            conditions.append(or_(created_at > moment, and_(created_at == moment, key > last)))
+        # The batch of lines first, through the index; only then their transactions, so that
+        # the join never reads more of them than the batch names.
+        lines = (
+            sa_select(
+                key.label("id"),
+                col(EntryRow.transaction_id).label("transaction_id"),
+                col(EntryRow.amount).label("amount"),
+                col(EntryRow.balance_after).label("balance_after"),
+                created_at.label("created_at"),
+            )
+            .where(*conditions)
+            .order_by(created_at, key)
+            .limit(limit)
+            .subquery()
+        )
+        query = (
+            sa_select(
+                lines.c.id,
+                lines.c.transaction_id,
+                col(TransactionRow.kind),
+                col(TransactionRow.description),
+                lines.c.amount,
+                lines.c.balance_after,
+                lines.c.created_at,
+            )
+            .join(TransactionRow, col(TransactionRow.id) == lines.c.transaction_id)
+            .order_by(lines.c.created_at, lines.c.id)
+        )
+        # sqlmodel types exec() for its own select(), which takes fewer columns than this.
+        rows = (await self._session.exec(query)).all()  # type: ignore[call-overload]
+        return [
+            ExportLine(
+                EntryId(key),
+                TransactionId(transaction),
+                kind,
+                description,
+                amount,
+                after_it if after_it is not None else 0,
+                utc(when),
+            )
+            for key, transaction, kind, description, amount, after_it, when in rows
+        ]
 
     async def audit(self) -> AuditReport:
         return await audit_ledger(self._session)

@@ -32,6 +32,7 @@ from domain.money import Currency, Money
 from domain.ports import (
     AuditReport,
     Credentials,
+    ExportLine,
     PageRequest,
     PeriodTotals,
     RecordedHold,
@@ -328,6 +329,32 @@ class FakeTransactionRepository:
         if page.after is not None:
             found = [e for e in found if (e.id > page.after if oldest_first else e.id < page.after)]
         return found[: page.first + 1]
+
+    async def export_lines(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, EntryId] | None,
+        limit: int,
+    ) -> list[ExportLine]:
+        found = [
+            e
+            for e in self._period(account_id, start, end)
+            if after is None or (e.created_at, e.id) > after
+        ]
+        return [
+            ExportLine(
+                e.id,
+                e.transaction_id,
+                self.store.transactions[e.transaction_id].kind.value,
+                self.store.transactions[e.transaction_id].description,
+                e.amount.minor_units,
+                e.balance_after.minor_units,
+                e.created_at,
+            )
+            for e in found[:limit]
+        ]
 
     async def audit(self) -> AuditReport:
         lines = sorted(self.store.entries.values(), key=lambda line: line.id)

@@ -12,7 +12,7 @@ from domain.ledger import Entry, EntryId, Transaction, TransactionId, Transactio
 from domain.limits import MoneyLimits
 from domain.model import Account, AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import Currency, Money
-from domain.ports import Page, PageRequest, UnitOfWork, UnitOfWorkFactory
+from domain.ports import ExportLine, Page, PageRequest, UnitOfWork, UnitOfWorkFactory
 from domain.services.retry import retrying
 
 T = TypeVar("T")
@@ -345,22 +345,20 @@ class AccountService:
             items = await uow.transactions.period_entries(account_id, start, end, page)
         return _page(items, page)
 
-    async def export_entries(
-        self, *, account_id: AccountId, start: datetime, end: datetime, batch: int = 500
-    ) -> AsyncGenerator[list[Entry], None]:
-        """The lines of [start, end) oldest first, a batch at a time, each batch read in its
-        own short transaction: memory stays flat however many lines there are. The caller
-        has checked, with statement_summary, that the actor may read the account."""
+    async def export_lines(
+        self, *, account_id: AccountId, start: datetime, end: datetime, batch: int = 2000
+    ) -> AsyncGenerator[list[ExportLine], None]:
+        """The lines of [start, end) oldest first, a batch at a time: memory stays flat
+        however many lines there are. The caller has checked, with statement_summary, that
+        the actor may read the account."""
         start, end = as_utc(start), as_utc(end)
-        after: int | None = None
+        after: tuple[datetime, EntryId] | None = None
         while True:
             async with self._uow(read_only=True) as uow:
-                found = await uow.transactions.period_entries(
-                    account_id, start, end, PageRequest(batch - 1, after), oldest_first=True
-                )
+                found = await uow.transactions.export_lines(account_id, start, end, after, batch)
             if not found:
                 return
             yield found
             if len(found) < batch:
                 return
-            after = found[-1].id
+            after = (found[-1].created_at, found[-1].entry_id)
