@@ -2,7 +2,9 @@
 
 import asyncio
 
-from gql.schema.ids import to_global_id
+from sqlalchemy import text
+
+from gql.schema.ids import from_global_id, to_global_id
 from tests.api.graphql import ACCOUNT_FIELDS, CLOSE, errors
 
 HOLD_FIELDS = """
@@ -312,3 +314,37 @@ async def test_racing_holds_and_withdrawals_never_spend_reserved_money(gql, admi
     assert available == "10.00"
     assert float(balance) >= 10
     assert (await admin.data(AUDIT))["ledgerAudit"]["ok"] is True
+
+
+async def test_the_audit_catches_a_hold_captured_twice_or_holding_more_than_the_balance(
+    app, gql, admin
+):
+    card = await gql.open_account(initial_deposit="50")
+    hold = (await place(gql, card["id"], "10"))["hold"]
+    captured = await capture(gql, hold["id"])
+    assert (await admin.data(AUDIT))["ledgerAudit"]["ok"] is True
+    transaction_key = from_global_id(captured["movement"]["transaction"]["id"])[1]
+    async with app.state.engine.begin() as connection:
+        # A second capture of the same hold, balanced on its own, slipped past the service.
+        await connection.execute(
+            text(
+                "INSERT INTO transactions (kind, amount, currency, source_account_id, actor_id,"
+                " created_at, hold_id) SELECT kind, amount, currency, source_account_id,"
+                " actor_id, created_at, hold_id FROM transactions WHERE id = :id"
+            ),
+            {"id": transaction_key},
+        )
+    audit = (await admin.data(AUDIT))["ledgerAudit"]
+    assert audit["ok"] is False
+    assert audit["faultyHoldIds"] == [hold["id"]]
+
+    other = await gql.open_account(name="Other", initial_deposit="5")
+    second = (await place(gql, other["id"], "5"))["hold"]
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE holds SET amount = 600 WHERE id = :id"),
+            {"id": from_global_id(second["id"])[1]},
+        )
+    audit = (await admin.data(AUDIT))["ledgerAudit"]
+    assert other["id"] in audit["mismatchedAccountIds"]
+    assert card["id"] not in audit["mismatchedAccountIds"]
