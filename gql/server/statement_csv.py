@@ -61,6 +61,17 @@ async def _lines(context: Context, summary: StatementSummary) -> AsyncIterator[s
     yield _rows_to_text([_balance_row("CLOSING BALANCE", summary.end, summary.closing)])
 
 
+async def _ending(chunks: AsyncIterator[str], cleanup: BackgroundTask | None) -> AsyncIterator[str]:
+    """The chunks, then the snapshot ended however the stream stops: a client that leaves
+    halfway must not keep a database connection. (Ending it twice is harmless.)"""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        if cleanup is not None:
+            await cleanup()
+
+
 def _line_row(line: ExportLine, currency: Currency) -> tuple[str, ...]:
     return (
         line.created_at.isoformat(),
@@ -133,7 +144,7 @@ def statement_csv(
             return Response(status_code=404)
         filename = f"statement-{request.path_params['account_id']}.csv"
         return StreamingResponse(
-            _lines(context, summary),
+            _ending(_lines(context, summary), cleanup),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
             background=cleanup,
