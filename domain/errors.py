@@ -82,7 +82,7 @@ class InsufficientFunds(DomainError):
     requested: Money
 
     def __post_init__(self) -> None:
-        self.message = f"The account holds {self.available}, less than {self.requested}."
+        self.message = f"The account has {self.available} available, less than {self.requested}."
 
 
 @dataclass

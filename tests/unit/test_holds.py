@@ -399,3 +399,26 @@ async def test_a_capture_can_be_reversed(accounts, movements, holds, uow):
     await movements.reverse(actor=ADMIN, transaction_id=captured.movement.transaction.id)
     assert uow.store.accounts[payer.id].balance == eur(10_000)
     assert (await audit_ok(uow))[0]
+
+
+# Statement periods
+
+
+def test_a_period_runs_forward_and_no_longer_than_the_longest_statement(uow):
+    service = AccountService(uow, longest_statement_days=31)
+    service.check_period(START, START)  # empty, and fine
+    service.check_period(START, START + timedelta(days=31))
+    for end in (START - timedelta(microseconds=1), START + timedelta(days=31, microseconds=1)):
+        with pytest.raises(InvalidInput) as refused:
+            service.check_period(START, end)
+        assert refused.value.field == "to"
+
+
+async def test_a_statement_of_another_customers_account_is_none(accounts):
+    account = await funded(accounts)
+    later = START + timedelta(days=1)
+    found = await accounts.statement_summary(
+        actor=BOB, account_id=account.id, start=START, end=later
+    )
+    assert found is None
+    assert await accounts.balances_at(actor=BOB, account_ids=[account.id], at=later) == {}
