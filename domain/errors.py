@@ -82,7 +82,7 @@ class InsufficientFunds(DomainError):
     requested: Money
 
     def __post_init__(self) -> None:
-        self.message = f"The account holds {self.available}, less than {self.requested}."
+        self.message = f"The account has {self.available} available, less than {self.requested}."
 
 
 @dataclass
@@ -169,3 +169,60 @@ class HashingBusy(TryLater):
 
     def __post_init__(self) -> None:
         self.message = "The server is busy signing others in: try again shortly."
+
+
+@dataclass
+class HoldNotFound(DomainError):
+    """No such hold, or one on an account the actor may not act on: the two look alike."""
+
+    hold_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "No such hold."
+
+
+@dataclass
+class HoldNotPending(DomainError):
+    """The hold was already captured, voided or expired: a hold resolves once."""
+
+    hold_id: int
+    status: str
+
+    def __post_init__(self) -> None:
+        self.message = f"The hold is {self.status.lower()}, no longer pending."
+
+
+@dataclass
+class CaptureExceedsHold(DomainError):
+    hold_id: int
+    pending: Money
+    requested: Money
+
+    def __post_init__(self) -> None:
+        self.message = f"The hold reserves {self.pending}, less than {self.requested}."
+
+
+@dataclass
+class AccountHasPendingHolds(DomainError):
+    account_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "The account has pending holds: capture or void them first."
+
+
+@dataclass
+class TransactionNotFound(DomainError):
+    transaction_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "No such transaction."
+
+
+@dataclass
+class TransactionNotReversible(DomainError):
+    """A reversal, or a transaction that was already reversed."""
+
+    transaction_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "This transaction cannot be reversed: it is a reversal or was reversed."

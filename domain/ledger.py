@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NewType
 
-from domain.errors import InvalidValue, LedgerInvariantBroken
+from domain.errors import InvalidValue, LedgerInvariantBroken, TransactionNotReversible
 from domain.limits import MoneyLimits
 from domain.model import Account, AccountId, FundingAccount, UserId
 from domain.money import Money
@@ -22,6 +22,8 @@ class TransactionKind(StrEnum):
     DEPOSIT = "DEPOSIT"
     WITHDRAWAL = "WITHDRAWAL"
     TRANSFER = "TRANSFER"
+    # Undoes an earlier transaction by moving the same amount back.
+    REVERSAL = "REVERSAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class NewTransaction:
     actor_id: UserId
     idempotency: Idempotency | None
     entries: tuple[NewEntry, ...]
+    # The hold this transaction captures, and the transaction a REVERSAL undoes.
+    hold_id: int | None = None
+    reverses_id: TransactionId | None = None
 
     def __post_init__(self) -> None:
         if not self.amount.is_positive:
@@ -66,6 +71,8 @@ class NewTransaction:
             raise LedgerInvariantBroken("a transaction's entries share its currency")
         if sum(entry.amount.minor_units for entry in self.entries) != 0:
             raise LedgerInvariantBroken("a transaction's entries sum to zero")
+        if (self.kind is TransactionKind.REVERSAL) != (self.reverses_id is not None):
+            raise LedgerInvariantBroken("a reversal, and only a reversal, names what it undoes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,8 @@ class Transaction:
     description: str | None
     actor_id: UserId
     created_at: datetime
+    hold_id: int | None = None
+    reverses_id: TransactionId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,7 @@ def move(
     description: str | None,
     idempotency: Idempotency | None,
     limits: MoneyLimits,
+    hold_id: int | None = None,
 ) -> NewTransaction:
     """Move an amount from one side to the other, updating the customer balances it changes,
     or move nothing."""
@@ -160,10 +170,52 @@ def move(
         actor_id=actor_id,
         idempotency=idempotency,
         entries=entries,
+        hold_id=hold_id,
     )
 
 
-def request_hash(kind: TransactionKind, **fields: object) -> str:
+def reverse(
+    original: Transaction,
+    *,
+    debit: Side,
+    credit: Side,
+    actor_id: UserId,
+    description: str | None,
+    idempotency: Idempotency | None,
+) -> NewTransaction:
+    """Undo a transaction with a new one that moves the same amount the other way: `debit`
+    is the side the original credited, `credit` the side it debited. Money that comes back
+    out of a customer's account must be available there; a closed account refuses."""
+    if original.kind is TransactionKind.REVERSAL:
+        raise TransactionNotReversible(original.id)
+    expected = (original.destination_account_id, original.source_account_id)
+    found = tuple(side.id if isinstance(side, Account) else None for side in (debit, credit))
+    if found != expected:
+        raise LedgerInvariantBroken("a reversal swaps the sides of what it undoes")
+    amount = original.amount
+    for side in (debit, credit):
+        if isinstance(side, Account):
+            side.ensure_open()
+    if isinstance(debit, Account):
+        debit.ensure_covers(amount)
+    entries = (_entry(debit, -amount), _entry(credit, amount))
+    for side, change in ((debit, -amount), (credit, amount)):
+        if isinstance(side, Account):
+            side.apply(change)
+    return NewTransaction(
+        kind=TransactionKind.REVERSAL,
+        amount=amount,
+        source_account_id=original.destination_account_id,
+        destination_account_id=original.source_account_id,
+        description=description,
+        actor_id=actor_id,
+        idempotency=idempotency,
+        entries=entries,
+        reverses_id=original.id,
+    )
+
+
+def request_hash(kind: str, **fields: object) -> str:
     """A stable digest of a movement request, to tell a retry from a different request."""
-    canonical = json.dumps({"kind": kind.value, **fields}, sort_keys=True, default=str)
+    canonical = json.dumps({"kind": str(kind), **fields}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -9,6 +9,7 @@ from typing import NewType
 
 from domain.errors import (
     AccountClosed,
+    AccountHasPendingHolds,
     AccountNotEmpty,
     CurrencyMismatch,
     InsufficientFunds,
@@ -82,7 +83,8 @@ class Actor:
 
 @dataclass(slots=True)
 class Account:
-    """A customer's account: a balance that never goes below zero."""
+    """A customer's account: a balance that never goes below zero, of which pending holds
+    reserve a part; what they leave is the available balance."""
 
     id: AccountId
     owner_id: UserId
@@ -90,6 +92,14 @@ class Account:
     balance: Money
     status: AccountStatus
     created_at: datetime
+    # Minor units its pending, unexpired holds reserve, as read under the account's lock by
+    # the use cases that need it (see HoldRepository.reserved); 0 where nothing read them.
+    reserved: int = 0
+
+    @property
+    def available(self) -> Money:
+        """The balance less what pending holds reserve: what may leave the account."""
+        return Money(self.balance.minor_units - self.reserved, self.currency)
 
     @property
     def currency(self) -> Currency:
@@ -104,8 +114,8 @@ class Account:
             raise CurrencyMismatch(expected=self.currency.code, received=received.code)
 
     def ensure_covers(self, amount: Money) -> None:
-        if self.balance < amount:
-            raise InsufficientFunds(self.id, available=self.balance, requested=amount)
+        if self.available < amount:
+            raise InsufficientFunds(self.id, available=self.available, requested=amount)
 
     def apply(self, change: Money) -> Money:
         """Add a signed change to the balance and return the balance after it."""
@@ -113,6 +123,8 @@ class Account:
         new_balance = self.balance + change
         if new_balance.is_negative:
             raise LedgerInvariantBroken(f"account {self.id} would go below zero")
+        if change.is_negative and new_balance.minor_units < self.reserved:
+            raise LedgerInvariantBroken(f"account {self.id} would spend money its holds reserve")
         self.balance = new_balance
         return new_balance
 
@@ -122,6 +134,8 @@ class Account:
 
     def close(self) -> None:
         self.ensure_open()
+        if self.reserved > 0:
+            raise AccountHasPendingHolds(self.id)
         if self.balance.minor_units != 0:
             raise AccountNotEmpty(self.id, balance=self.balance)
         self.status = AccountStatus.CLOSED

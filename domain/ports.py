@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, Self, TypeVar
 
+from domain.holds import Hold, HoldId, HoldStatus, NewHold
 from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
 from domain.model import (
     Account,
@@ -62,6 +63,8 @@ class AuditReport:
     unbalanced_transaction_ids: list[TransactionId]
     # Currencies whose funding entries do not offset what the customers hold in them.
     unbalanced_currencies: list[str]
+    # Holds captured more than once, or whose record disagrees with their capture.
+    faulty_hold_ids: list[HoldId] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +72,37 @@ class AuditReport:
             self.mismatched_account_ids
             or self.unbalanced_transaction_ids
             or self.unbalanced_currencies
+            or self.faulty_hold_ids
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedHold:
+    """The hold a request with an idempotency key placed, and that request's digest."""
+
+    hold: Hold
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportLine:
+    """A statement line with what an export shows of its transaction, in minor units."""
+
+    entry_id: EntryId
+    transaction_id: TransactionId
+    kind: str
+    description: str | None
+    amount: int
+    balance_after: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodTotals:
+    """What came into and went out of an account over a period, in minor units (both >= 0)."""
+
+    money_in: int
+    money_out: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,9 +281,83 @@ class TransactionRepository(Protocol):
         ...
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None: ...
+    async def reversals(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> dict[TransactionId, Transaction]:
+        """The reversal of each of these transactions that has one."""
+        ...
+
+    async def balance_at(self, account_id: AccountId, at: datetime) -> int | None:
+        """The balance after the account's last line written before `at`, None before its
+        first: one line read through an index, whatever the account's history."""
+        ...
+
+    async def period_totals(
+        self, account_id: AccountId, start: datetime, end: datetime
+    ) -> PeriodTotals:
+        """The sums of the positive and (as a positive number) negative lines of [start, end)."""
+        ...
+
+    async def period_entries(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        page: PageRequest,
+        *,
+        oldest_first: bool = False,
+    ) -> list[Entry]:
+        """Up to page.first + 1 lines of [start, end), newest first, after the line `after`
+        (or oldest first, after it, for an export)."""
+        ...
+
+    async def export_lines(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, EntryId] | None,
+        limit: int,
+    ) -> list[ExportLine]:
+        """Up to `limit` lines of [start, end) oldest first after the line `after` (its
+        moment and id), with their transactions' kinds and descriptions, in one plain query
+        that walks the (account_id, created_at, id) index from where the last one stopped."""
+        ...
+
     async def audit(self) -> AuditReport:
         """Check every customer balance against its entries, every transaction's sum, and in
         every currency the funding entries against the customer balances."""
+        ...
+
+
+class HoldRepository(Protocol):
+    """Holds; every change to an account's holds is made under that account's lock."""
+
+    async def add(self, new: NewHold) -> Hold: ...
+    async def get(self, hold_id: HoldId) -> Hold | None:
+        """The hold as committed now (read afresh, never from a cache), with its capture."""
+        ...
+
+    async def get_many(self, hold_ids: Sequence[HoldId]) -> list[Hold]: ...
+    async def save(self, hold: Hold) -> None: ...
+    async def find_request(self, actor_id: UserId, key: str) -> RecordedHold | None: ...
+    async def reserved(
+        self, account_ids: Sequence[AccountId], now: datetime
+    ) -> dict[AccountId, int]:
+        """What the pending holds not expired at `now` reserve on each account, in minor
+        units (accounts with none may be left out), in one query."""
+        ...
+
+    async def list(
+        self,
+        account_id: AccountId,
+        *,
+        status: HoldStatus | None,
+        page: PageRequest,
+        now: datetime,
+    ) -> list[Hold]:
+        """Up to page.first + 1 of the account's holds newest first, after the hold `after`,
+        in the status they have at `now`."""
         ...
 
 
@@ -266,6 +373,7 @@ class UnitOfWork(Protocol):
     transactions: TransactionRepository
     sign_in_failures: SignInFailureRepository
     sessions: SessionRepository
+    holds: HoldRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None: ...

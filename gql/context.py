@@ -21,11 +21,14 @@ from domain.services import (
     AccountService,
     AuditService,
     EntryWatch,
+    HoldService,
     MovementService,
     SessionService,
     SessionWatch,
     UserService,
 )
+from domain.services.accounts import DEFAULT_LONGEST_STATEMENT_DAYS
+from domain.services.holds import DEFAULT_LONGEST_HOLD_SECONDS
 from domain.throttle import SignInThrottle
 from gql.schema.loaders import Loaders
 from gql.schema.top_level_errors import Unauthenticated
@@ -52,6 +55,7 @@ class Context:
     users: UserService
     sessions: SessionService
     audit: AuditService
+    holds: HoldService
     tokens: TokenCodec
     # Shared by every context of the process: one look for new lines serves them all, and
     # one look for ended sessions.
@@ -73,7 +77,7 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.accounts, self.users, self.actor)
+        return Loaders(self.accounts, self.users, self.actor, self.holds)
 
     def forget_loaded(self) -> None:
         """Drop what the loaders hold, for a context that outlives one result."""
@@ -123,6 +127,18 @@ class Context:
         return viewer
 
 
+@dataclass(frozen=True)
+class LedgerBounds:
+    """How long a hold may last, and how long a period one statement may cover."""
+
+    longest_hold_s: int = DEFAULT_LONGEST_HOLD_SECONDS
+    longest_statement_days: int = DEFAULT_LONGEST_STATEMENT_DAYS
+
+
+def ledger_bounds(settings: Settings) -> LedgerBounds:
+    return LedgerBounds(settings.max_hold_seconds, settings.max_statement_days)
+
+
 ContextGetter = Callable[[Request | WebSocket, Response | WebSocket], Awaitable[Context]]
 
 
@@ -138,16 +154,19 @@ def build_context(
     throttle: SignInThrottle | None = None,
     session_watch: SessionWatch | None = None,
     user_agent: str | None = None,
+    ledger: LedgerBounds | None = None,
 ) -> Context:
     sessions = SessionService(uow, tokens.refresh_ttl)
+    bounds = ledger or LedgerBounds()
     return Context(
-        accounts=AccountService(uow, limits),
+        accounts=AccountService(uow, limits, longest_statement_days=bounds.longest_statement_days),
         movements=MovementService(uow, limits),
         users=UserService(
             uow, passwords or PasswordHashing(), throttle, refresh_ttl=tokens.refresh_ttl
         ),
         sessions=sessions,
         audit=AuditService(uow),
+        holds=HoldService(uow, limits, longest_hold_s=bounds.longest_hold_s),
         tokens=tokens,
         entry_watch=entry_watch or EntryWatch(uow, DEFAULT_SUBSCRIPTION_POLL_MS / 1000),
         session_watch=session_watch or session_watch_on(sessions, DEFAULT_SUBSCRIPTION_POLL_MS),
@@ -211,6 +230,7 @@ def make_context_getter(
     operation_timeout_s: float | None = None,
     throttle: SignInThrottle | None = None,
     subscription_connections: int = DEFAULT_SUBSCRIPTION_CONNECTIONS,
+    ledger: LedgerBounds | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
@@ -245,6 +265,7 @@ def make_context_getter(
                     throttle=throttle,
                     session_watch=sessions,
                     user_agent=user_agent,
+                    ledger=ledger,
                 )
 
             connection = on(unit_of_work, viewer)
@@ -263,6 +284,7 @@ def make_context_getter(
             throttle=throttle,
             session_watch=sessions,
             user_agent=user_agent,
+            ledger=ledger,
         )
 
     return get_context

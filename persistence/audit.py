@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,10 +12,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.ledger import TransactionId
+from domain.holds import HoldId, HoldStatus
+from domain.ledger import TransactionId, TransactionKind
 from domain.model import AccountId, AccountKind
 from domain.ports import AuditReport
-from persistence.tables import AccountRow, EntryRow, TransactionRow
+from persistence.tables import AccountRow, EntryRow, HoldRow, TransactionRow
 
 CUSTOMER = AccountKind.CUSTOMER.value
 # SQLite's SUM() fails past 64 bits. It sums each value's high and low halves apart instead:
@@ -115,13 +117,62 @@ async def _unbalanced_currencies(session: AsyncSession) -> list[str]:
     return sorted(code for code, total in totals.items() if total != 0)
 
 
+async def _overheld_accounts(session: AsyncSession, now: datetime) -> list[AccountId]:
+    """Accounts whose pending, unexpired holds reserve more than their balance."""
+    query = (
+        select(col(AccountRow.id))
+        .join(HoldRow, col(HoldRow.account_id) == col(AccountRow.id))
+        .where(HoldRow.status == HoldStatus.PENDING.value, col(HoldRow.expires_at) > now)
+        .group_by(col(AccountRow.id), col(AccountRow.balance))
+        .having(func.sum(HoldRow.amount) > AccountRow.balance)
+    )
+    return [AccountId(key) for key in (await session.exec(query)).all() if key is not None]
+
+
+async def _faulty_holds(session: AsyncSession) -> list[HoldId]:
+    """Holds captured more than once, captured without a capture or for another amount than
+    it moved, or with a capture while not captured."""
+    captures = (
+        select(
+            col(TransactionRow.hold_id).label("hold_id"),
+            func.count(col(TransactionRow.id)).label("count"),
+            func.sum(TransactionRow.amount).label("total"),
+        )
+        .where(
+            col(TransactionRow.hold_id).is_not(None),
+            TransactionRow.kind != TransactionKind.REVERSAL.value,
+        )
+        .group_by(col(TransactionRow.hold_id))
+        .subquery()
+    )
+    count = func.coalesce(captures.c.count, 0)
+    captured = col(HoldRow.status) == HoldStatus.CAPTURED.value
+    query = (
+        select(col(HoldRow.id))
+        .outerjoin(captures, captures.c.hold_id == col(HoldRow.id))
+        .where(
+            or_(
+                count > 1,
+                and_(captured, or_(count != 1, captures.c.total != HoldRow.captured)),
+                and_(~captured, or_(count != 0, col(HoldRow.captured) != 0)),
+            )
+        )
+        .order_by(col(HoldRow.id))
+    )
+    return [HoldId(key) for key in (await session.exec(query)).all() if key is not None]
+
+
 async def audit_ledger(session: AsyncSession) -> AuditReport:
     accounts = await session.exec(select(func.count()).select_from(AccountRow))
     transactions = await session.exec(select(func.count()).select_from(TransactionRow))
     return AuditReport(
         accounts_checked=int(accounts.one()),
         transactions_checked=int(transactions.one()),
-        mismatched_account_ids=await _mismatched_accounts(session),
+        mismatched_account_ids=sorted(
+            set(await _mismatched_accounts(session))
+            | set(await _overheld_accounts(session, datetime.now(UTC)))
+        ),
         unbalanced_transaction_ids=await _unbalanced_transactions(session),
         unbalanced_currencies=await _unbalanced_currencies(session),
+        faulty_hold_ids=await _faulty_holds(session),
     )

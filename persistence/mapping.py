@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 
+from domain.holds import Hold, HoldId, HoldStatus
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind
 from domain.model import Account, AccountId, AccountStatus, Role, Session, SessionId, User, UserId
 from domain.money import Currency, Money
-from persistence.tables import AccountRow, EntryRow, SessionRow, TransactionRow, UserRow
+from persistence.tables import AccountRow, EntryRow, HoldRow, SessionRow, TransactionRow, UserRow
 
 
 @cache
@@ -56,6 +57,27 @@ def to_transaction(row: TransactionRow) -> Transaction:
         description=row.description,
         actor_id=UserId(row.actor_id),
         created_at=utc(row.created_at),
+        hold_id=row.hold_id,
+        reverses_id=TransactionId(row.reverses_id) if row.reverses_id is not None else None,
+    )
+
+
+def to_hold(row: HoldRow, transaction_id: int | None) -> Hold:
+    unit = currency(row.currency)
+    destination = row.destination_account_id
+    return Hold(
+        id=HoldId(_id(row.id)),
+        account_id=AccountId(row.account_id),
+        placed_by=UserId(row.placed_by),
+        amount=Money(row.amount, unit),
+        captured=Money(row.captured, unit),
+        recorded_status=HoldStatus(row.status),
+        destination_account_id=AccountId(destination) if destination is not None else None,
+        description=row.description,
+        expires_at=utc(row.expires_at),
+        created_at=utc(row.created_at),
+        resolved_at=utc(row.resolved_at) if row.resolved_at is not None else None,
+        transaction_id=TransactionId(transaction_id) if transaction_id is not None else None,
     )
 
 

@@ -6,14 +6,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, union_all, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
+from domain.holds import Hold, HoldId, HoldStatus, NewHold
+from domain.ledger import (
+    Entry,
+    EntryId,
+    NewTransaction,
+    Transaction,
+    TransactionId,
+    TransactionKind,
+)
 from domain.model import (
     Account,
     AccountId,
@@ -28,13 +36,31 @@ from domain.model import (
     UserId,
 )
 from domain.money import Currency
-from domain.ports import AuditReport, Credentials, NewSession, PageRequest, RecordedRequest
+from domain.ports import (
+    AuditReport,
+    Credentials,
+    ExportLine,
+    NewSession,
+    PageRequest,
+    PeriodTotals,
+    RecordedHold,
+    RecordedRequest,
+)
 from domain.throttle import SignInFailures
 from persistence.audit import audit_ledger
-from persistence.mapping import to_account, to_entry, to_session, to_transaction, to_user, utc
+from persistence.mapping import (
+    to_account,
+    to_entry,
+    to_hold,
+    to_session,
+    to_transaction,
+    to_user,
+    utc,
+)
 from persistence.tables import (
     AccountRow,
     EntryRow,
+    HoldRow,
     RetiredRefreshTokenRow,
     SessionRow,
     SignInFailureRow,
@@ -396,6 +422,8 @@ class SqlTransactionRepository:
             idempotency_key=new.idempotency.key if new.idempotency else None,
             request_hash=new.idempotency.request_hash if new.idempotency else None,
             created_at=now,
+            hold_id=new.hold_id,
+            reverses_id=new.reverses_id,
         )
         self._session.add(row)
         await self._session.flush()
@@ -498,5 +526,240 @@ class SqlTransactionRepository:
         found = (await self._session.exec(query)).first()
         return to_entry(*found) if found is not None else None
 
+    async def reversals(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> dict[TransactionId, Transaction]:
+        query = select(TransactionRow).where(
+            col(TransactionRow.reverses_id).in_(set(transaction_ids))
+        )
+        found = map(to_transaction, (await self._session.exec(query)).all())
+        return {t.reverses_id: t for t in found if t.reverses_id is not None}
+
+    async def balance_at(self, account_id: AccountId, at: datetime) -> int | None:
+        # One row through ix_entries_account_id_created_at_id, however long the history.
+        query = (
+            select(col(EntryRow.balance_after))
+            .where(EntryRow.account_id == account_id, col(EntryRow.created_at) < at)
+            .order_by(col(EntryRow.created_at).desc(), col(EntryRow.id).desc())
+            .limit(1)
+        )
+        return (await self._session.exec(query)).first()
+
+    def _period(self, account_id: AccountId, start: datetime, end: datetime) -> list[Any]:
+        return [
+            EntryRow.account_id == account_id,
+            col(EntryRow.created_at) >= start,
+            col(EntryRow.created_at) < end,
+        ]
+
+    async def period_totals(
+        self, account_id: AccountId, start: datetime, end: datetime
+    ) -> PeriodTotals:
+        amount = col(EntryRow.amount)
+        query = select(
+            func.sum(case((amount > 0, amount), else_=0)),
+            func.sum(case((amount < 0, -amount), else_=0)),
+        ).where(*self._period(account_id, start, end))
+        money_in, money_out = (await self._session.exec(query)).one()
+        return PeriodTotals(int(money_in or 0), int(money_out or 0))
+
+    async def period_entries(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        page: PageRequest,
+        *,
+        oldest_first: bool = False,
+    ) -> list[Entry]:
+        query = (
+            select(EntryRow, AccountRow.currency)
+            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(*self._period(account_id, start, end), AccountRow.kind == CUSTOMER)
+        )
+        key = col(EntryRow.id)
+        if page.after is not None:
+            query = query.where(key > page.after if oldest_first else key < page.after)
+        query = query.order_by(key if oldest_first else key.desc()).limit(page.first + 1)
+        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+
+    async def export_lines(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, EntryId] | None,
+        limit: int,
+    ) -> list[ExportLine]:
+        # Plain columns, no ORM objects: an export reads many lines, and this is its loop.
+        # Keyset on (created_at, id), the index's order, so that each batch starts where the
+        # last one stopped instead of sorting the whole period again.
+        created_at, key = col(EntryRow.created_at), col(EntryRow.id)
+        conditions: list[Any] = self._period(account_id, start, end)
+        if after is not None:
+            moment, last = after
+            conditions.append(or_(created_at > moment, and_(created_at == moment, key > last)))
+        # The batch of lines first, through the index; only then their transactions, so that
+        # the join never reads more of them than the batch names.
+        lines = (
+            sa_select(
+                key.label("id"),
+                col(EntryRow.transaction_id).label("transaction_id"),
+                col(EntryRow.amount).label("amount"),
+                col(EntryRow.balance_after).label("balance_after"),
+                created_at.label("created_at"),
+            )
+            .where(*conditions)
+            .order_by(created_at, key)
+            .limit(limit)
+            .subquery()
+        )
+        query = (
+            sa_select(
+                lines.c.id,
+                lines.c.transaction_id,
+                col(TransactionRow.kind),
+                col(TransactionRow.description),
+                lines.c.amount,
+                lines.c.balance_after,
+                lines.c.created_at,
+            )
+            .join(TransactionRow, col(TransactionRow.id) == lines.c.transaction_id)
+            .order_by(lines.c.created_at, lines.c.id)
+        )
+        # sqlmodel types exec() for its own select(), which takes fewer columns than this.
+        rows = (await self._session.exec(query)).all()  # type: ignore[call-overload]
+        return [
+            ExportLine(
+                EntryId(key),
+                TransactionId(transaction),
+                kind,
+                description,
+                amount,
+                after_it if after_it is not None else 0,
+                utc(when),
+            )
+            for key, transaction, kind, description, amount, after_it, when in rows
+        ]
+
     async def audit(self) -> AuditReport:
         return await audit_ledger(self._session)
+
+
+def _capture() -> Any:
+    """The id of a hold's capture, found through ix_transactions_hold_id for each hold read."""
+    return (
+        sa_select(func.min(TransactionRow.id))
+        .where(
+            col(TransactionRow.hold_id) == col(HoldRow.id),
+            col(TransactionRow.kind) != TransactionKind.REVERSAL.value,
+        )
+        .scalar_subquery()
+    )
+
+
+class SqlHoldRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, new: NewHold) -> Hold:
+        row = HoldRow(
+            account_id=new.account_id,
+            placed_by=new.placed_by,
+            amount=new.amount.minor_units,
+            currency=new.amount.currency.code,
+            captured=0,
+            status=HoldStatus.PENDING.value,
+            destination_account_id=new.destination_account_id,
+            description=new.description,
+            expires_at=new.expires_at,
+            created_at=_now(),
+            idempotency_key=new.idempotency.key if new.idempotency else None,
+            request_hash=new.idempotency.request_hash if new.idempotency else None,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return to_hold(row, None)
+
+    async def _read(self, *conditions: Any) -> list[Hold]:
+        query = (
+            select(HoldRow, _capture())
+            .where(*conditions)
+            .order_by(col(HoldRow.id).desc())
+            .execution_options(populate_existing=True)
+        )
+        return [to_hold(row, key) for row, key in (await self._session.exec(query)).all()]
+
+    async def get(self, hold_id: HoldId) -> Hold | None:
+        found = await self._read(col(HoldRow.id) == hold_id)
+        return found[0] if found else None
+
+    async def get_many(self, hold_ids: Sequence[HoldId]) -> list[Hold]:
+        return await self._read(col(HoldRow.id).in_(set(hold_ids)))
+
+    async def save(self, hold: Hold) -> None:
+        await self._session.exec(
+            update(HoldRow)
+            .where(col(HoldRow.id) == hold.id)
+            .values(
+                status=hold.recorded_status.value,
+                captured=hold.captured.minor_units,
+                resolved_at=hold.resolved_at,
+            )
+        )
+
+    async def find_request(self, actor_id: UserId, key: str) -> RecordedHold | None:
+        query = select(HoldRow).where(HoldRow.placed_by == actor_id, HoldRow.idempotency_key == key)
+        row = (await self._session.exec(query)).first()
+        if row is None or row.request_hash is None or row.id is None:
+            return None
+        hold = await self.get(HoldId(row.id))
+        return RecordedHold(hold, row.request_hash) if hold is not None else None
+
+    async def reserved(
+        self, account_ids: Sequence[AccountId], now: datetime
+    ) -> dict[AccountId, int]:
+        if not account_ids:
+            return {}
+        query = (
+            select(col(HoldRow.account_id), func.sum(HoldRow.amount))
+            .where(
+                col(HoldRow.account_id).in_(set(account_ids)),
+                HoldRow.status == HoldStatus.PENDING.value,
+                col(HoldRow.expires_at) > now,
+            )
+            .group_by(col(HoldRow.account_id))
+        )
+        rows = (await self._session.exec(query)).all()
+        return {AccountId(key): int(total or 0) for key, total in rows}
+
+    async def list(
+        self,
+        account_id: AccountId,
+        *,
+        status: HoldStatus | None,
+        page: PageRequest,
+        now: datetime,
+    ) -> list[Hold]:
+        conditions: list[Any] = [HoldRow.account_id == account_id]
+        recorded, expires_at = col(HoldRow.status), col(HoldRow.expires_at)
+        if status is HoldStatus.PENDING:
+            conditions += [recorded == HoldStatus.PENDING.value, expires_at > now]
+        elif status is HoldStatus.EXPIRED:
+            conditions.append(
+                or_(
+                    recorded == HoldStatus.EXPIRED.value,
+                    and_(recorded == HoldStatus.PENDING.value, expires_at <= now),
+                )
+            )
+        elif status is not None:
+            conditions.append(recorded == status.value)
+        if page.after is not None:
+            conditions.append(col(HoldRow.id) < page.after)
+        query = (
+            select(HoldRow, _capture())
+            .where(*conditions)
+            .order_by(col(HoldRow.id).desc())
+            .limit(page.first + 1)
+        )
+        return [to_hold(row, key) for row, key in (await self._session.exec(query)).all()]

@@ -84,6 +84,9 @@ class TransactionRow(SQLModel, table=True):
         UniqueConstraint(
             "actor_id", "idempotency_key", name="uq_transactions_actor_id_idempotency_key"
         ),
+        # A transaction is reversed at most once, whatever races.
+        Index("uq_transactions_reverses_id", "reverses_id", unique=True),
+        Index("ix_transactions_hold_id", "hold_id"),
     )
 
     id: int | None = Field(default=None, sa_column=_id())
@@ -101,6 +104,11 @@ class TransactionRow(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     request_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     created_at: datetime = Field(sa_column=_when())
+    # The hold this transaction captures; the transaction a REVERSAL undoes. Plain columns,
+    # not foreign keys: SQLite could add those only by copying this table from under the
+    # entries that reference it. Nothing is ever deleted from the ledger they point into.
+    hold_id: int | None = Field(default=None, sa_column=Column(ID, nullable=True))
+    reverses_id: int | None = Field(default=None, sa_column=Column(ID, nullable=True))
 
 
 class EntryRow(SQLModel, table=True):
@@ -109,6 +117,8 @@ class EntryRow(SQLModel, table=True):
         CheckConstraint("amount <> 0", name="amount_nonzero"),
         Index("ix_entries_account_id_id", "account_id", "id"),
         Index("ix_entries_transaction_id", "transaction_id"),
+        # An account's balance at a moment is one line found through this index.
+        Index("ix_entries_account_id_created_at_id", "account_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=_id())
@@ -118,6 +128,39 @@ class EntryRow(SQLModel, table=True):
     # The account's balance right after this line; NULL on a funding account's lines.
     balance_after: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(sa_column=_when())
+
+
+class HoldRow(SQLModel, table=True):
+    """Money reserved on an account. Its status is PENDING until a capture or a void
+    records another; a PENDING row past expires_at is EXPIRED to every reader."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("captured >= 0 AND captured <= amount", name="captured_within_amount"),
+        UniqueConstraint("placed_by", "idempotency_key", name="uq_holds_placed_by_idempotency_key"),
+        Index("ix_holds_account_id_id", "account_id", "id"),
+        Index("ix_holds_account_id_status_expires_at", "account_id", "status", "expires_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id())
+    account_id: int = Field(sa_column=_reference("accounts.id"))
+    placed_by: int = Field(sa_column=_reference("users.id"))
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    captured: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    destination_account_id: int | None = Field(
+        default=None, sa_column=_reference("accounts.id", nullable=True)
+    )
+    description: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    expires_at: datetime = Field(sa_column=_when())
+    created_at: datetime = Field(sa_column=_when())
+    resolved_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    request_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class SignInFailureRow(SQLModel, table=True):

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.errors import DuplicateRequest, TransientConflict
 from domain.ports import (
     AccountRepository,
+    HoldRepository,
     SessionRepository,
     SignInFailureRepository,
     TransactionRepository,
@@ -22,6 +23,7 @@ from domain.ports import (
 from persistence.database import READ_ONLY
 from persistence.repositories import (
     SqlAccountRepository,
+    SqlHoldRepository,
     SqlSessionRepository,
     SqlSignInFailureRepository,
     SqlTransactionRepository,
@@ -65,6 +67,7 @@ class SqlRepositories:
     transactions: TransactionRepository
     sign_in_failures: SignInFailureRepository
     sessions: SessionRepository
+    holds: HoldRepository
 
     def use(self, session: AsyncSession) -> None:
         self.users = SqlUserRepository(session)
@@ -72,6 +75,7 @@ class SqlRepositories:
         self.transactions = SqlTransactionRepository(session)
         self.sign_in_failures = SqlSignInFailureRepository(session)
         self.sessions = SqlSessionRepository(session)
+        self.holds = SqlHoldRepository(session)
 
 
 class SqlUnitOfWork(SqlRepositories):
@@ -135,6 +139,7 @@ class _InSlot:
     transactions: TransactionRepository
     sign_in_failures: SignInFailureRepository
     sessions: SessionRepository
+    holds: HoldRepository
 
     def __init__(self, inner: UnitOfWork, slots: asyncio.Semaphore) -> None:
         self._inner = inner
@@ -150,6 +155,7 @@ class _InSlot:
         self.users, self.accounts = inner.users, inner.accounts
         self.transactions, self.sign_in_failures = inner.transactions, inner.sign_in_failures
         self.sessions = inner.sessions
+        self.holds = inner.holds
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:

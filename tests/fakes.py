@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 from typing import Self
 
 from domain.errors import DuplicateRequest
-from domain.ledger import Entry, EntryId, NewTransaction, Transaction, TransactionId
+from domain.holds import Hold, HoldId, HoldStatus, NewHold
+from domain.ledger import (
+    Entry,
+    EntryId,
+    NewTransaction,
+    Transaction,
+    TransactionId,
+    TransactionKind,
+)
 from domain.model import (
     Account,
     AccountId,
@@ -24,7 +32,16 @@ from domain.model import (
     UserId,
 )
 from domain.money import Currency, Money
-from domain.ports import AuditReport, Credentials, NewSession, PageRequest, RecordedRequest
+from domain.ports import (
+    AuditReport,
+    Credentials,
+    ExportLine,
+    NewSession,
+    PageRequest,
+    PeriodTotals,
+    RecordedHold,
+    RecordedRequest,
+)
 from domain.throttle import SignInFailures
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,6 +81,8 @@ class FakeStore:
     # Each session's current refresh token digest, and every retired one's session.
     refresh_hashes: dict[SessionId, str] = field(default_factory=dict)
     retired_hashes: dict[str, SessionId] = field(default_factory=dict)
+    holds: dict[HoldId, Hold] = field(default_factory=dict)
+    hold_requests: dict[tuple[UserId, str], RecordedHold] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -313,6 +332,8 @@ class FakeTransactionRepository:
             new.description,
             new.actor_id,
             NOW,
+            new.hold_id,
+            new.reverses_id,
         )
         if new.idempotency is not None:
             slot = (new.actor_id, new.idempotency.key)
@@ -376,6 +397,71 @@ class FakeTransactionRepository:
     ) -> list[Entry]:
         return [e for e in self._statement(account_id) if e.id > (after or 0)][:limit]
 
+    async def reversals(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> dict[TransactionId, Transaction]:
+        return {
+            t.reverses_id: t
+            for t in self.store.transactions.values()
+            if t.reverses_id is not None and t.reverses_id in transaction_ids
+        }
+
+    async def balance_at(self, account_id: AccountId, at: datetime) -> int | None:
+        # Every fake line is written at NOW.
+        before = [e for e in self._statement(account_id) if e.created_at < at]
+        return before[-1].balance_after.minor_units if before else None
+
+    def _period(self, account_id: AccountId, start: datetime, end: datetime) -> list[Entry]:
+        return [e for e in self._statement(account_id) if start <= e.created_at < end]
+
+    async def period_totals(
+        self, account_id: AccountId, start: datetime, end: datetime
+    ) -> PeriodTotals:
+        amounts = [e.amount.minor_units for e in self._period(account_id, start, end)]
+        return PeriodTotals(sum(a for a in amounts if a > 0), -sum(a for a in amounts if a < 0))
+
+    async def period_entries(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        page: PageRequest,
+        *,
+        oldest_first: bool = False,
+    ) -> list[Entry]:
+        found = self._period(account_id, start, end)
+        if not oldest_first:
+            found = found[::-1]
+        if page.after is not None:
+            found = [e for e in found if (e.id > page.after if oldest_first else e.id < page.after)]
+        return found[: page.first + 1]
+
+    async def export_lines(
+        self,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        after: tuple[datetime, EntryId] | None,
+        limit: int,
+    ) -> list[ExportLine]:
+        found = [
+            e
+            for e in self._period(account_id, start, end)
+            if after is None or (e.created_at, e.id) > after
+        ]
+        return [
+            ExportLine(
+                e.id,
+                e.transaction_id,
+                self.store.transactions[e.transaction_id].kind.value,
+                self.store.transactions[e.transaction_id].description,
+                e.amount.minor_units,
+                e.balance_after.minor_units,
+                e.created_at,
+            )
+            for e in found[:limit]
+        ]
+
     async def audit(self) -> AuditReport:
         lines = sorted(self.store.entries.values(), key=lambda line: line.id)
 
@@ -385,11 +471,27 @@ class FakeTransactionRepository:
         def mismatched(account: Account) -> bool:
             own = [line for line in lines if line.account_id == account.id]
             last = own[-1].balance_after if own else account.balance
+            held = sum(
+                h.pending_at(datetime.now(UTC)).minor_units
+                for h in self.store.holds.values()
+                if h.account_id == account.id
+            )
             return (
                 account.balance.minor_units != total(account.id)
                 or last != account.balance
                 or account.balance.is_negative
+                or held > account.balance.minor_units
             )
+
+        def faulty(hold: Hold) -> bool:
+            captures = [
+                t
+                for t in self.store.transactions.values()
+                if t.hold_id == hold.id and t.kind is not TransactionKind.REVERSAL
+            ]
+            if hold.recorded_status is HoldStatus.CAPTURED:
+                return len(captures) != 1 or captures[0].amount != hold.captured
+            return bool(captures) or hold.captured.minor_units != 0
 
         def offset(currency: Currency) -> int:
             held = sum(
@@ -409,7 +511,93 @@ class FakeTransactionRepository:
                 t for t in self.store.transactions if total(t, "transaction_id") != 0
             ],
             unbalanced_currencies=sorted(c.code for c in currencies if offset(c) != 0),
+            faulty_hold_ids=[h.id for h in self.store.holds.values() if faulty(h)],
         )
+
+
+class FakeHoldRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def _with_capture(self, hold: Hold) -> Hold:
+        found = copy.copy(hold)
+        found.transaction_id = next(
+            (
+                t.id
+                for t in sorted(self.store.transactions.values(), key=lambda t: t.id)
+                if t.hold_id == hold.id and t.kind is not TransactionKind.REVERSAL
+            ),
+            None,
+        )
+        return found
+
+    async def add(self, new: NewHold) -> Hold:
+        hold = Hold(
+            id=HoldId(self.store.new_id()),
+            account_id=new.account_id,
+            placed_by=new.placed_by,
+            amount=new.amount,
+            captured=Money.zero(new.amount.currency),
+            recorded_status=HoldStatus.PENDING,
+            destination_account_id=new.destination_account_id,
+            description=new.description,
+            expires_at=new.expires_at,
+            created_at=NOW,
+            resolved_at=None,
+        )
+        if new.idempotency is not None:
+            slot = (new.placed_by, new.idempotency.key)
+            if slot in self.store.hold_requests:
+                raise DuplicateRequest()
+            self.store.hold_requests[slot] = RecordedHold(hold, new.idempotency.request_hash)
+        self.store.holds[hold.id] = hold
+        return copy.copy(hold)
+
+    async def get(self, hold_id: HoldId) -> Hold | None:
+        found = self.store.holds.get(hold_id)
+        return self._with_capture(found) if found is not None else None
+
+    async def get_many(self, hold_ids: Sequence[HoldId]) -> list[Hold]:
+        return [
+            self._with_capture(self.store.holds[i]) for i in set(hold_ids) if i in self.store.holds
+        ]
+
+    async def save(self, hold: Hold) -> None:
+        self.store.holds[hold.id] = copy.copy(hold)
+
+    async def find_request(self, actor_id: UserId, key: str) -> RecordedHold | None:
+        recorded = self.store.hold_requests.get((actor_id, key))
+        if recorded is None:
+            return None
+        hold = await self.get(recorded.hold.id)
+        return RecordedHold(hold, recorded.request_hash) if hold is not None else None
+
+    async def reserved(
+        self, account_ids: Sequence[AccountId], now: datetime
+    ) -> dict[AccountId, int]:
+        found: dict[AccountId, int] = {}
+        for hold in self.store.holds.values():
+            if hold.account_id in account_ids:
+                found[hold.account_id] = (
+                    found.get(hold.account_id, 0) + hold.pending_at(now).minor_units
+                )
+        return found
+
+    async def list(
+        self,
+        account_id: AccountId,
+        *,
+        status: HoldStatus | None,
+        page: PageRequest,
+        now: datetime,
+    ) -> list[Hold]:
+        before = page.after if page.after is not None else float("inf")
+        found = [
+            self._with_capture(h)
+            for h in sorted(self.store.holds.values(), key=lambda h: -h.id)
+            if h.account_id == account_id and h.id < before and status in (None, h.status_at(now))
+        ]
+        return found[: page.first + 1]
 
 
 class FakeUnitOfWork:
@@ -434,12 +622,15 @@ class FakeUnitOfWork:
             sessions=dict(self.committed_store.sessions),
             refresh_hashes=dict(self.committed_store.refresh_hashes),
             retired_hashes=dict(self.committed_store.retired_hashes),
+            holds={k: copy.copy(v) for k, v in self.committed_store.holds.items()},
+            hold_requests=dict(self.committed_store.hold_requests),
         )
         self.users = FakeUserRepository(self.working)
         self.accounts = FakeAccountRepository(self.working)
         self.transactions = FakeTransactionRepository(self.working)
         self.sign_in_failures = FakeSignInFailureRepository(self.working)
         self.sessions = FakeSessionRepository(self.working)
+        self.holds = FakeHoldRepository(self.working)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -458,6 +649,7 @@ class FakeUnitOfWork:
         store.sessions = self.working.sessions
         store.refresh_hashes = self.working.refresh_hashes
         store.retired_hashes = self.working.retired_hashes
+        store.holds, store.hold_requests = self.working.holds, self.working.hold_requests
         self.committed = True
 
 

@@ -2,6 +2,7 @@
 
 from domain.services.accounts import AccountService
 from domain.services.audit import AuditService
+from domain.services.holds import HoldCapture, HoldChange, HoldService
 from domain.services.movements import Movement, MovementService
 from domain.services.sessions import SessionService, StartedSession
 from domain.services.users import UserService
@@ -11,6 +12,9 @@ __all__ = [
     "AccountService",
     "AuditService",
     "EntryWatch",
+    "HoldCapture",
+    "HoldChange",
+    "HoldService",
     "Movement",
     "MovementService",
     "SessionService",

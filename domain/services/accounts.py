@@ -3,26 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from domain.errors import AccountNotFound, InvalidValue
+from domain.errors import AccountNotFound, InvalidInput, InvalidValue
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind, move
 from domain.limits import MoneyLimits
 from domain.model import Account, AccountId, AccountStatus, Actor, Role, UserId
 from domain.money import Currency, Money
-from domain.ports import Page, PageRequest, UnitOfWork, UnitOfWorkFactory
+from domain.ports import ExportLine, Page, PageRequest, UnitOfWork, UnitOfWorkFactory
 from domain.services.retry import retrying
 
 T = TypeVar("T")
 
+DEFAULT_LONGEST_STATEMENT_DAYS = 366
 
-async def movable_or_raise(uow: UnitOfWork, actor: Actor, account_id: AccountId) -> Account:
-    """The account locked for change, when the actor may move its money."""
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A moment in UTC, as every stored moment is; one without an offset is taken as UTC."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def with_reserved(uow: UnitOfWork, now: datetime, *accounts: Account) -> None:
+    """Read what the accounts' pending holds reserve at `now` into them. Under the accounts'
+    locks this is exact: every change to an account's holds is made under its lock."""
+    reserved = await uow.holds.reserved([account.id for account in accounts], now)
+    for account in accounts:
+        account.reserved = reserved.get(account.id, 0)
+
+
+async def movable_or_raise(
+    uow: UnitOfWork, actor: Actor, account_id: AccountId, now: datetime
+) -> Account:
+    """The account locked for change, when the actor may move its money, with what its
+    holds reserve at `now`."""
     account = (await uow.accounts.lock([account_id])).get(account_id)
     if account is None or not actor.can_move(account):
         raise AccountNotFound(account_id)
+    await with_reserved(uow, now, account)
     return account
+
+
+@dataclass(frozen=True, slots=True)
+class StatementSummary:
+    """An account's movements over [start, end): closing = opening + money_in - money_out."""
+
+    account: Account
+    start: datetime
+    end: datetime
+    opening: Money
+    closing: Money
+    money_in: Money
+    money_out: Money
 
 
 def _may_list(actor: Actor, owner_id: UserId | None) -> bool:
@@ -41,9 +78,18 @@ def _page(items: list[T], page: PageRequest) -> Page[T]:
 
 
 class AccountService:
-    def __init__(self, uow: UnitOfWorkFactory, limits: MoneyLimits | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        limits: MoneyLimits | None = None,
+        *,
+        longest_statement_days: int = DEFAULT_LONGEST_STATEMENT_DAYS,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._uow = uow
         self._limits = limits or MoneyLimits()
+        self._longest_statement = timedelta(days=longest_statement_days)
+        self._clock = clock
 
     async def open_account(
         self, *, actor: Actor, name: str, currency: Currency, initial_deposit: Money | None = None
@@ -88,7 +134,7 @@ class AccountService:
         self, actor: Actor, account_id: AccountId, change: Callable[[Account], None]
     ) -> Account:
         async with self._uow() as uow:
-            account = await movable_or_raise(uow, actor, account_id)
+            account = await movable_or_raise(uow, actor, account_id, self._clock())
             change(account)
             await uow.accounts.save(account)
             await uow.commit()
@@ -220,3 +266,99 @@ class AccountService:
         """A transaction, or None unless the actor may see an account it touched."""
         found = await self.transactions(actor=actor, transaction_ids=[transaction_id])
         return found.get(transaction_id)
+
+    async def reversals(
+        self, *, actor: Actor, transaction_ids: Sequence[TransactionId]
+    ) -> dict[TransactionId, Transaction]:
+        """The reversal of each of these transactions that has one and the actor may see."""
+        async with self._uow(read_only=True) as uow:
+            found = await uow.transactions.reversals(transaction_ids)
+        visible = await self.transactions(
+            actor=actor, transaction_ids=[t.id for t in found.values()]
+        )
+        return {key: t for key, t in found.items() if t.id in visible}
+
+    async def balances_at(
+        self, *, actor: Actor, account_ids: Sequence[AccountId], at: datetime
+    ) -> dict[AccountId, Money]:
+        """Each readable account's balance right after its last line before `at` (zero
+        before its first): one indexed line read per account."""
+        at = as_utc(at)
+        async with self._uow(read_only=True) as uow:
+            accounts = await uow.accounts.get_many(account_ids)
+            found: dict[AccountId, Money] = {}
+            for account in accounts:
+                if actor.can_read(account):
+                    units = await uow.transactions.balance_at(account.id, at)
+                    found[account.id] = Money(units or 0, account.currency)
+        return found
+
+    def check_period(self, start: datetime, end: datetime) -> None:
+        """A period runs forward, and no longer than the longest statement."""
+        if end < start:
+            raise InvalidInput("to", "`to` must not be before `from`.")
+        if end - start > self._longest_statement:
+            days = self._longest_statement.days
+            raise InvalidInput("to", f"A statement covers at most {days} days.")
+
+    async def statement_summary(
+        self, *, actor: Actor, account_id: AccountId, start: datetime, end: datetime
+    ) -> StatementSummary | None:
+        """The balances around [start, end) and the money in and out of it; None when the
+        actor may not read the account. Three indexed reads, however long its history."""
+        start, end = as_utc(start), as_utc(end)
+        self.check_period(start, end)
+        async with self._uow(read_only=True) as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or not actor.can_read(account):
+                return None
+            opening = await uow.transactions.balance_at(account_id, start)
+            closing = await uow.transactions.balance_at(account_id, end)
+            totals = await uow.transactions.period_totals(account_id, start, end)
+        unit = account.currency
+        return StatementSummary(
+            account=account,
+            start=start,
+            end=end,
+            opening=Money(opening or 0, unit),
+            closing=Money(closing or 0, unit),
+            money_in=Money(totals.money_in, unit),
+            money_out=Money(totals.money_out, unit),
+        )
+
+    async def period_entries(
+        self,
+        *,
+        actor: Actor,
+        account_id: AccountId,
+        start: datetime,
+        end: datetime,
+        page: PageRequest,
+    ) -> Page[Entry]:
+        """A page of the lines of [start, end), newest first; empty for an unreadable account."""
+        start, end = as_utc(start), as_utc(end)
+        self.check_period(start, end)
+        async with self._uow(read_only=True) as uow:
+            account = await uow.accounts.get(account_id)
+            if account is None or not actor.can_read(account):
+                return Page([], has_next=False, has_previous=False)
+            items = await uow.transactions.period_entries(account_id, start, end, page)
+        return _page(items, page)
+
+    async def export_lines(
+        self, *, account_id: AccountId, start: datetime, end: datetime, batch: int = 2000
+    ) -> AsyncGenerator[list[ExportLine], None]:
+        """The lines of [start, end) oldest first, a batch at a time: memory stays flat
+        however many lines there are. The caller has checked, with statement_summary, that
+        the actor may read the account."""
+        start, end = as_utc(start), as_utc(end)
+        after: tuple[datetime, EntryId] | None = None
+        while True:
+            async with self._uow(read_only=True) as uow:
+                found = await uow.transactions.export_lines(account_id, start, end, after, batch)
+            if not found:
+                return
+            yield found
+            if len(found) < batch:
+                return
+            after = (found[-1].created_at, found[-1].entry_id)

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.errors import (
     AccountNotFound,
     DomainError,
     DuplicateRequest,
+    Forbidden,
     IdempotencyConflict,
     SameAccountTransfer,
+    TransactionNotFound,
+    TransactionNotReversible,
 )
 from domain.ledger import (
     Idempotency,
     NewTransaction,
+    Side,
     Transaction,
+    TransactionId,
     TransactionKind,
     check_payer,
     move,
     positive_amount,
     request_hash,
+    reverse,
 )
 from domain.limits import MoneyLimits
-from domain.model import Account, AccountId, Actor
+from domain.model import Account, AccountId, Actor, Role
 from domain.money import Money
 from domain.ports import UnitOfWork, UnitOfWorkFactory
-from domain.services.accounts import movable_or_raise
+from domain.services.accounts import movable_or_raise, utc_now, with_reserved
 from domain.services.retry import retrying
 
 
@@ -67,9 +74,16 @@ class MovementRequest:
 
 
 class MovementService:
-    def __init__(self, uow: UnitOfWorkFactory, limits: MoneyLimits | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        limits: MoneyLimits | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._uow = uow
         self._limits = limits or MoneyLimits()
+        self._clock = clock
 
     async def deposit(
         self,
@@ -129,6 +143,7 @@ class MovementService:
             debit = locked.get(source)
             if debit is None or not actor.can_move(debit):
                 raise AccountNotFound(source)
+            await with_reserved(uow, self._clock(), debit)
             check_payer(debit, amount)
             credit = locked.get(destination)
             try:
@@ -162,7 +177,7 @@ class MovementService:
 
         async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
             self._limits.check_movement(request.amount)
-            account = await movable_or_raise(uow, request.actor, account_id)
+            account = await movable_or_raise(uow, request.actor, account_id, self._clock())
             funding = await uow.accounts.funding(account.currency)
             debit, credit = (
                 (funding, account)
@@ -183,6 +198,59 @@ class MovementService:
 
         return await self._run(request.actor, key, plan)
 
+    async def reverse(
+        self,
+        *,
+        actor: Actor,
+        transaction_id: TransactionId,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Movement:
+        """Administrators only: undo a committed transaction with a REVERSAL that moves the
+        same amount back, at most once. History is never edited."""
+        if actor.role is not Role.ADMIN:
+            raise Forbidden()
+        key = None
+        if idempotency_key is not None:
+            fingerprint = request_hash(
+                TransactionKind.REVERSAL, transaction=transaction_id, description=description
+            )
+            key = Idempotency(idempotency_key, fingerprint)
+
+        async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
+            original = await uow.transactions.get(transaction_id)
+            if original is None:
+                raise TransactionNotFound(transaction_id)
+            if original.kind is TransactionKind.REVERSAL:
+                raise TransactionNotReversible(transaction_id)
+            touched = [
+                account_id
+                for account_id in (original.source_account_id, original.destination_account_id)
+                if account_id is not None
+            ]
+            locked = await uow.accounts.lock(touched)
+            # Read after the locks: a reversal committed meanwhile is seen here.
+            if await uow.transactions.reversals([transaction_id]):
+                raise TransactionNotReversible(transaction_id)
+            await with_reserved(uow, self._clock(), *locked.values())
+
+            async def side(account_id: AccountId | None) -> Side:
+                if account_id is None:
+                    return await uow.accounts.funding(original.amount.currency)
+                return locked[account_id]
+
+            new = reverse(
+                original,
+                debit=await side(original.destination_account_id),
+                credit=await side(original.source_account_id),
+                actor_id=actor.user_id,
+                description=description,
+                idempotency=key,
+            )
+            return new, tuple(locked.values())
+
+        return await self._run(actor, key, plan)
+
     async def _run(self, actor: Actor, key: Idempotency | None, plan: Plan) -> Movement:
         async def attempt() -> Movement:
             try:
@@ -201,17 +269,19 @@ class MovementService:
                 if recorded is not None:
                     if recorded.request_hash != key.request_hash:
                         raise IdempotencyConflict(key.key)
-                    return await _movement(uow, actor, recorded.transaction)
+                    return await movement_of(uow, actor, recorded.transaction)
+                if await uow.holds.find_request(actor.user_id, key.key) is not None:
+                    raise IdempotencyConflict(key.key)  # the key placed a hold
             new, changed = await plan(uow)
             transaction = await uow.transactions.record(new)
             for account in changed:
                 await uow.accounts.save(account)
-            movement = await _movement(uow, actor, transaction)
+            movement = await movement_of(uow, actor, transaction)
             await uow.commit()
             return movement
 
 
-async def _movement(uow: UnitOfWork, actor: Actor, transaction: Transaction) -> Movement:
+async def movement_of(uow: UnitOfWork, actor: Actor, transaction: Transaction) -> Movement:
     async def visible(account_id: AccountId | None) -> Account | None:
         account = await uow.accounts.get(account_id) if account_id is not None else None
         return account if account is not None and actor.can_read(account) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from domain import errors
+from domain.holds import HoldStatus
 from gql.schema.ids import to_global_id
 from gql.schema.types import Money
 
@@ -77,6 +78,47 @@ class SessionNotFound(Error):
     session_id: strawberry.ID
 
 
+@strawberry.type
+class HoldNotFound(Error):
+    hold_id: strawberry.ID
+
+
+@strawberry.type
+class HoldNotPending(Error):
+    hold_id: strawberry.ID
+    status: HoldStatus
+
+
+@strawberry.type
+class CaptureExceedsHold(Error):
+    hold_id: strawberry.ID
+    pending: Money
+    requested: Money
+
+
+@strawberry.type
+class AccountHasPendingHolds(Error):
+    account_id: strawberry.ID
+
+
+@strawberry.type
+class TransactionNotFound(Error):
+    transaction_id: strawberry.ID
+
+
+@strawberry.type
+class TransactionNotReversible(Error):
+    transaction_id: strawberry.ID
+
+
+def _hold(key: int) -> strawberry.ID:
+    return strawberry.ID(to_global_id("Hold", key))
+
+
+def _transaction(key: int) -> strawberry.ID:
+    return strawberry.ID(to_global_id("Transaction", key))
+
+
 def _account(key: int) -> strawberry.ID:
     return strawberry.ID(to_global_id("Account", key))
 
@@ -136,5 +178,26 @@ class ErrorMapper:
             case errors.SessionNotFound(session_id=key):
                 return SessionNotFound(
                     message=error.message, session_id=strawberry.ID(to_global_id("Session", key))
+                )
+            case errors.HoldNotFound(hold_id=key):
+                return HoldNotFound(message=error.message, hold_id=_hold(key))
+            case errors.HoldNotPending(hold_id=key, status=status):
+                return HoldNotPending(
+                    message=error.message, hold_id=_hold(key), status=HoldStatus(status)
+                )
+            case errors.CaptureExceedsHold(hold_id=key, pending=pending, requested=requested):
+                return CaptureExceedsHold(
+                    message=error.message,
+                    hold_id=_hold(key),
+                    pending=Money.from_domain(pending),
+                    requested=Money.from_domain(requested),
+                )
+            case errors.AccountHasPendingHolds(account_id=key):
+                return AccountHasPendingHolds(message=error.message, account_id=_account(key))
+            case errors.TransactionNotFound(transaction_id=key):
+                return TransactionNotFound(message=error.message, transaction_id=_transaction(key))
+            case errors.TransactionNotReversible(transaction_id=key):
+                return TransactionNotReversible(
+                    message=error.message, transaction_id=_transaction(key)
                 )
         raise error

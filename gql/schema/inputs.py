@@ -6,6 +6,7 @@ import strawberry
 
 from domain import values
 from domain.errors import InvalidValue
+from domain.holds import HoldId
 from domain.model import AccountId
 from domain.money import Currency, Money
 from domain.values import at
@@ -121,6 +122,55 @@ class TransferInput:
     amount: MoneyInput
     description: str | None = None
     idempotency_key: str | None = None
+
+
+@strawberry.input
+class PlaceHoldInput:
+    account_id: strawberry.ID
+    amount: MoneyInput
+    destination_account_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Where a capture will move the money; out of the bank when left out.",
+    )
+    expires_in_seconds: int | None = strawberry.field(
+        default=None,
+        description="Seconds until the hold expires; the server's default (7 days) when left out.",
+    )
+    description: str | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class CaptureHoldInput:
+    hold_id: strawberry.ID
+    amount: MoneyInput | None = strawberry.field(
+        default=None,
+        description="At most the pending amount; all of it when left out. The rest is released.",
+    )
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class VoidHoldInput:
+    hold_id: strawberry.ID
+
+
+@strawberry.input
+class ReverseTransactionInput:
+    transaction_id: strawberry.ID
+    description: str | None = None
+    idempotency_key: str | None = None
+
+
+def _hold_key(global_id: str) -> HoldId:
+    try:
+        return HoldId(key_of(global_id, "Hold"))
+    except MalformedId:
+        raise InvalidValue("This is not a hold ID issued by this server.") from None
+
+
+def hold_id(field: str, global_id: strawberry.ID) -> HoldId:
+    return at(field, _hold_key, global_id)
 
 
 def description(text: str | None) -> str | None:

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 from strawberry.dataloader import DataLoader
 
+from domain.holds import Hold, HoldId
 from domain.ledger import Entry, Transaction, TransactionId
 from domain.model import Account, AccountId, AccountStatus, Actor, User, UserId
 from domain.ports import Page, PageRequest
 
 if TYPE_CHECKING:
-    from domain.services import AccountService, UserService
+    from domain.services import AccountService, HoldService, UserService
 
 
 class Loaders:
@@ -23,8 +24,15 @@ class Loaders:
         accounts: AccountService,
         users: UserService,
         actor: Callable[[], Awaitable[Actor]],
+        holds: HoldService,
     ) -> None:
         self._accounts, self._users, self._actor = accounts, users, actor
+        self._holds = holds
+        self.reserved: DataLoader[AccountId, int] = DataLoader(self._load_reserved)
+        self.holds: DataLoader[HoldId, Hold | None] = DataLoader(self._load_holds)
+        self.reversals: DataLoader[TransactionId, Transaction | None] = DataLoader(
+            self._load_reversals
+        )
         self.users: DataLoader[UserId, User | None] = DataLoader(self._load_users)
         self.transactions: DataLoader[TransactionId, Transaction | None] = DataLoader(
             self._load_transactions
@@ -72,6 +80,22 @@ class Loaders:
         self, transaction_ids: Sequence[TransactionId]
     ) -> list[Transaction | None]:
         found = await self._accounts.transactions(
+            actor=await self._actor(), transaction_ids=transaction_ids
+        )
+        return [found.get(key) for key in transaction_ids]
+
+    async def _load_reserved(self, account_ids: Sequence[AccountId]) -> list[int]:
+        found = await self._holds.reserved(actor=await self._actor(), account_ids=account_ids)
+        return [found.get(key, 0) for key in account_ids]
+
+    async def _load_holds(self, hold_ids: Sequence[HoldId]) -> list[Hold | None]:
+        found = await self._holds.holds_by_ids(actor=await self._actor(), hold_ids=hold_ids)
+        return [found.get(key) for key in hold_ids]
+
+    async def _load_reversals(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> list[Transaction | None]:
+        found = await self._accounts.reversals(
             actor=await self._actor(), transaction_ids=transaction_ids
         )
         return [found.get(key) for key in transaction_ids]

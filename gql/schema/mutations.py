@@ -7,36 +7,43 @@ from typing import Annotated, Self
 
 import strawberry
 
-from domain import values
+from domain import errors, values
 from domain.errors import DomainError, InvalidInput, TryLater
+from domain.ledger import TransactionId
 from domain.model import SessionId, User
 from domain.money import Currency, Money
-from domain.services import Movement
+from domain.services import HoldCapture as DomainHoldCapture
+from domain.services import HoldChange, Movement
 from domain.values import at
 from gql.schema import errors_as_data as e
 from gql.schema.errors_as_data import ErrorMapper
 from gql.schema.ids import MalformedId, key_of
 from gql.schema.inputs import (
+    CaptureHoldInput,
     ChangePasswordInput,
     CloseAccountInput,
     DepositInput,
     EndSessionInput,
     LoginInput,
     OpenAccountInput,
+    PlaceHoldInput,
     RefreshSessionInput,
     RegisterInput,
     RenameAccountInput,
+    ReverseTransactionInput,
     SignOutInput,
     TransferInput,
+    VoidHoldInput,
     WithdrawInput,
     account_id,
     description,
+    hold_id,
     idempotency_key,
     money,
 )
 from gql.schema.permissions import SIGNED_IN
-from gql.schema.top_level_errors import BadUserInput, RateLimited, Unauthenticated
-from gql.schema.types import Account, AuthPayload, Info, Transaction
+from gql.schema.top_level_errors import BadUserInput, Forbidden, RateLimited, Unauthenticated
+from gql.schema.types import Account, AuthPayload, Hold, Info, Transaction
 
 
 @strawberry.type
@@ -66,6 +73,32 @@ class MoneyMovement:
         )
 
 
+@strawberry.type
+class HoldPayload:
+    hold: Hold
+    account: Account
+
+    @classmethod
+    def from_domain(cls, change: HoldChange, info: Info) -> Self:
+        return cls(
+            hold=Hold.from_domain(change.hold, info.context.holds.now()),
+            account=Account.from_domain(change.account),
+        )
+
+
+@strawberry.type(description="A captured hold and the movement that the capture committed.")
+class HoldCapture:
+    hold: Hold
+    movement: MoneyMovement
+
+    @classmethod
+    def from_domain(cls, capture: DomainHoldCapture, info: Info) -> Self:
+        return cls(
+            hold=Hold.from_domain(capture.hold, info.context.holds.now()),
+            movement=MoneyMovement.from_domain(capture.movement),
+        )
+
+
 RegisterResult = Annotated[
     AuthPayload | e.ValidationError | e.EmailAlreadyRegistered, strawberry.union("RegisterResult")
 ]
@@ -89,8 +122,46 @@ RenameAccountResult = Annotated[
     strawberry.union("RenameAccountResult"),
 ]
 CloseAccountResult = Annotated[
-    AccountPayload | e.AccountNotFound | e.AccountClosed | e.AccountNotEmpty,
+    AccountPayload
+    | e.AccountNotFound
+    | e.AccountClosed
+    | e.AccountNotEmpty
+    | e.AccountHasPendingHolds,
     strawberry.union("CloseAccountResult"),
+]
+PlaceHoldResult = Annotated[
+    HoldPayload
+    | e.ValidationError
+    | e.AccountNotFound
+    | e.AccountClosed
+    | e.CurrencyMismatch
+    | e.InsufficientFunds
+    | e.IdempotencyConflict,
+    strawberry.union("PlaceHoldResult"),
+]
+CaptureHoldResult = Annotated[
+    HoldCapture
+    | e.ValidationError
+    | e.HoldNotFound
+    | e.HoldNotPending
+    | e.CaptureExceedsHold
+    | e.CurrencyMismatch
+    | e.AccountNotFound
+    | e.AccountClosed
+    | e.IdempotencyConflict,
+    strawberry.union("CaptureHoldResult"),
+]
+VoidHoldResult = Annotated[
+    HoldPayload | e.HoldNotFound | e.HoldNotPending, strawberry.union("VoidHoldResult")
+]
+ReverseTransactionResult = Annotated[
+    MoneyMovement
+    | e.TransactionNotFound
+    | e.TransactionNotReversible
+    | e.InsufficientFunds
+    | e.AccountClosed
+    | e.IdempotencyConflict,
+    strawberry.union("ReverseTransactionResult"),
 ]
 DepositResult = Annotated[
     MoneyMovement
@@ -302,4 +373,98 @@ class Mutation:
             )
         except DomainError as error:
             return ErrorMapper(amount_field="amount.amount")(error)  # type: ignore[return-value]
+        return MoneyMovement.from_domain(movement)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Reserve money on one of the viewer's accounts until it is captured, voided or expires."
+        ),
+    )
+    async def place_hold(self, info: Info, input: PlaceHoldInput) -> PlaceHoldResult:
+        try:
+            change = await info.context.holds.place(
+                actor=await info.context.actor(),
+                account_id=account_id("accountId", input.account_id),
+                amount=money("amount", input.amount),
+                destination=(
+                    account_id("destinationAccountId", input.destination_account_id)
+                    if input.destination_account_id is not None
+                    else None
+                ),
+                expires_in_s=input.expires_in_seconds,
+                description=description(input.description),
+                idempotency_key=idempotency_key(input.idempotency_key),
+            )
+        except DomainError as error:
+            return ErrorMapper(amount_field="amount.amount")(error)  # type: ignore[return-value]
+        return HoldPayload.from_domain(change, info)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Move some or all of a pending hold's money; whatever is not captured is released."
+        ),
+    )
+    async def capture_hold(self, info: Info, input: CaptureHoldInput) -> CaptureHoldResult:
+        try:
+            capture = await info.context.holds.capture(
+                actor=await info.context.actor(),
+                hold_id=hold_id("holdId", input.hold_id),
+                amount=money("amount", input.amount) if input.amount is not None else None,
+                idempotency_key=idempotency_key(input.idempotency_key),
+            )
+        except DomainError as error:
+            return ErrorMapper(amount_field="amount.amount")(error)  # type: ignore[return-value]
+        return HoldCapture.from_domain(capture, info)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Release a pending hold's money without moving it.",
+    )
+    async def void_hold(self, info: Info, input: VoidHoldInput) -> VoidHoldResult:
+        try:
+            key = hold_id("holdId", input.hold_id)
+        except InvalidInput as error:
+            # The contract's VoidHoldResult has no ValidationError member.
+            raise BadUserInput(f"`holdId`: {error.message}") from None
+        try:
+            change = await info.context.holds.void(actor=await info.context.actor(), hold_id=key)
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
+        return HoldPayload.from_domain(change, info)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Administrators only: undo a committed deposit, withdrawal, transfer or hold capture "
+            "with a new transaction."
+        ),
+    )
+    async def reverse_transaction(
+        self, info: Info, input: ReverseTransactionInput
+    ) -> ReverseTransactionResult:
+        # The contract's ReverseTransactionResult has no ValidationError member.
+        try:
+            key = TransactionId(key_of(input.transaction_id, "Transaction"))
+        except MalformedId:
+            raise BadUserInput(
+                "`transactionId` is not a transaction ID issued by this server."
+            ) from None
+        try:
+            note = description(input.description)
+            request_key = idempotency_key(input.idempotency_key)
+        except InvalidInput as error:
+            raise BadUserInput(f"`{error.field}`: {error.message}") from None
+        try:
+            movement = await info.context.movements.reverse(
+                actor=await info.context.actor(),
+                transaction_id=key,
+                description=note,
+                idempotency_key=request_key,
+            )
+        except errors.Forbidden as error:
+            raise Forbidden(error.message) from None
+        except DomainError as error:
+            return ErrorMapper()(error)  # type: ignore[return-value]
         return MoneyMovement.from_domain(movement)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from domain import errors, model
+from domain.holds import HoldId
 from domain.ledger import EntryId, TransactionId
 from domain.model import AccountId, SessionId, UserId
 from gql.schema.ids import MalformedId, argument_key, from_global_id
@@ -13,6 +14,7 @@ from gql.schema.top_level_errors import BadUserInput, Forbidden
 from gql.schema.types import (
     Account,
     AccountConnection,
+    Hold,
     Info,
     LedgerAudit,
     LedgerEntry,
@@ -60,8 +62,17 @@ async def _session(info: Info, key: int) -> Session | None:
     return Session.from_domain(found, current=current)
 
 
+async def _hold(info: Info, key: int) -> Hold | None:
+    found = await info.context.holds.holds_by_ids(
+        actor=await info.context.actor(), hold_ids=[HoldId(key)]
+    )
+    hold = found.get(HoldId(key))
+    return Hold.from_domain(hold, info.context.holds.now()) if hold is not None else None
+
+
 _NODE_LOADERS = {
     "Account": _account,
+    "Hold": _hold,
     "Transaction": _transaction,
     "LedgerEntry": _entry,
     "User": _user,

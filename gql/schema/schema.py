@@ -33,7 +33,7 @@ from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
 from gql.schema.subscriptions import Subscription
-from gql.schema.types import Account, LedgerEntry, Transaction, User
+from gql.schema.types import Account, Hold, LedgerEntry, Transaction, User
 from gql.schema.validation import (
     ExecutorWithoutSuggestions,
     OneSignInPerOperation,
@@ -198,7 +198,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[Account, Transaction, LedgerEntry, User, *ERROR_TYPES],
+        types=[Account, Transaction, LedgerEntry, User, Hold, *ERROR_TYPES],
         config=StrawberryConfig(scalar_map=dict(SCALARS)),
         extensions=extensions,
         # Each operation, and each event of a subscription, within its deadline; and with
@@ -217,4 +217,10 @@ ERROR_TYPES = [
     errors_as_data.IdempotencyConflict,
     errors_as_data.EmailAlreadyRegistered,
     errors_as_data.InvalidCredentials,
+    errors_as_data.HoldNotFound,
+    errors_as_data.HoldNotPending,
+    errors_as_data.CaptureExceedsHold,
+    errors_as_data.AccountHasPendingHolds,
+    errors_as_data.TransactionNotFound,
+    errors_as_data.TransactionNotReversible,
 ]

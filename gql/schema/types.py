@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 
 import strawberry
 
+from domain import holds as hold_model
 from domain import ledger, model
+from domain.errors import InvalidInput
+from domain.holds import HoldId
 from domain.money import Money as DomainMoney
 from domain.ports import AuditReport, Page
 from domain.services import StartedSession
 from gql.context import Context
 from gql.schema.ids import page_request, to_cursor, to_global_id
 from gql.schema.scalars import DecimalText
+from gql.schema.top_level_errors import BadUserInput
 from gql.server.auth import TokenCodec
 
 # The domain's enums are the GraphQL enums: one list of values, registered here at the edge.
 Role = strawberry.enum(model.Role, name="Role")
 AccountStatus = strawberry.enum(model.AccountStatus, name="AccountStatus")
 TransactionKind = strawberry.enum(ledger.TransactionKind, name="TransactionKind")
+HoldStatus = strawberry.enum(hold_model.HoldStatus, name="HoldStatus")
 Info = strawberry.Info[Context, None]
 
 
@@ -171,6 +176,7 @@ class Account(Node):
     created_at: datetime
     key: strawberry.Private[model.AccountId]
     owner_key: strawberry.Private[model.UserId | None]
+    domain: strawberry.Private[model.Account]
 
     @classmethod
     def from_domain(cls, account: model.Account) -> Self:
@@ -183,6 +189,7 @@ class Account(Node):
             created_at=account.created_at,
             key=account.id,
             owner_key=account.owner_id,
+            domain=account,
         )
 
     @strawberry.field
@@ -210,6 +217,201 @@ class Account(Node):
             edges=edges,
             page_info=PageInfo.of(keys, has_next=found.has_next, has_previous=found.has_previous),
         )
+
+    @strawberry.field(
+        description=(
+            "The balance less every pending hold: what withdrawals, transfers and new holds "
+            "may use."
+        )
+    )
+    async def available_balance(self, info: Info) -> Money:
+        reserved = await info.context.loaders.reserved.load(self.key)
+        return Money.from_domain(self.domain.balance - DomainMoney(reserved, self.domain.currency))
+
+    @strawberry.field(
+        description="Holds on this account, newest first; all of them when status is left out."
+    )
+    async def holds(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: hold_model.HoldStatus | None = None,
+    ) -> HoldConnection:
+        page = page_request(first, after)
+        service = info.context.holds
+        found = await service.holds(
+            actor=await info.context.actor(), account_id=self.key, status=status, page=page
+        )
+        now = service.now()
+        return HoldConnection(
+            edges=[
+                HoldEdge(cursor=to_cursor(h.id), node=Hold.from_domain(h, now)) for h in found.items
+            ],
+            page_info=PageInfo.of(
+                [h.id for h in found.items],
+                has_next=found.has_next,
+                has_previous=found.has_previous,
+            ),
+        )
+
+    @strawberry.field(
+        description=(
+            "The balance right after the last line committed before `at` (zero before the first)."
+        )
+    )
+    async def balance_at(self, info: Info, at: datetime) -> Money:
+        found = await info.context.accounts.balances_at(
+            actor=await info.context.actor(), account_ids=[self.key], at=at
+        )
+        if self.key not in found:
+            raise LookupError(f"account {self.key} was shown but cannot be read")
+        return Money.from_domain(found[self.key])
+
+    @strawberry.field(
+        description="The lines of the half-open period [from, to), with the balances around it."
+    )
+    async def statement(
+        self,
+        info: Info,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+    ) -> Statement:
+        try:
+            summary = await info.context.accounts.statement_summary(
+                actor=await info.context.actor(), account_id=self.key, start=from_, end=to
+            )
+        except InvalidInput as error:
+            raise BadUserInput(f"`{error.field}`: {error.message}") from None
+        if summary is None:
+            raise LookupError(f"account {self.key} was shown but cannot be read")
+        return Statement(
+            account=self,
+            from_=summary.start,
+            to=summary.end,
+            opening_balance=Money.from_domain(summary.opening),
+            closing_balance=Money.from_domain(summary.closing),
+            money_in=Money.from_domain(summary.money_in),
+            money_out=Money.from_domain(summary.money_out),
+            account_key=self.key,
+        )
+
+
+@strawberry.type(description="An account's movements over the half-open period [from, to).")
+class Statement:
+    account: Account
+    from_: datetime = strawberry.field(name="from")
+    to: datetime
+    opening_balance: Money = strawberry.field(description="The balance at `from`.")
+    closing_balance: Money = strawberry.field(
+        description="The balance at `to`: openingBalance + moneyIn - moneyOut."
+    )
+    money_in: Money = strawberry.field(description="The sum of the period's positive lines.")
+    money_out: Money = strawberry.field(
+        description="The sum of the period's negative lines, as a positive amount."
+    )
+    account_key: strawberry.Private[model.AccountId]
+
+    @strawberry.field(description="The period's lines, newest first.")
+    async def entries(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> LedgerEntryConnection:
+        found = await info.context.accounts.period_entries(
+            actor=await info.context.actor(),
+            account_id=self.account_key,
+            start=self.from_,
+            end=self.to,
+            page=page_request(first, after),
+        )
+        return LedgerEntryConnection(
+            edges=[
+                LedgerEntryEdge(cursor=to_cursor(e.id), node=LedgerEntry.from_domain(e))
+                for e in found.items
+            ],
+            page_info=PageInfo.of(
+                [e.id for e in found.items],
+                has_next=found.has_next,
+                has_previous=found.has_previous,
+            ),
+        )
+
+
+@strawberry.type(
+    description=(
+        "Money reserved on an account: it lowers availableBalance, not balance, until it is "
+        "resolved."
+    )
+)
+class Hold(Node):
+    amount: Money = strawberry.field(description="What was reserved when the hold was placed.")
+    pending_amount: Money = strawberry.field(
+        description="What is still reserved: the whole amount while PENDING, zero once resolved."
+    )
+    captured_amount: Money = strawberry.field(
+        description="What the capture moved; zero unless CAPTURED."
+    )
+    status: hold_model.HoldStatus
+    description: str | None
+    destination_account_id: strawberry.ID | None = strawberry.field(
+        description=(
+            "Where a capture moves the money: this account, or out of the bank (a withdrawal) "
+            "when null."
+        )
+    )
+    expires_at: datetime = strawberry.field(
+        description="After this moment a PENDING hold is EXPIRED and its money available again."
+    )
+    created_at: datetime
+    resolved_at: datetime | None = strawberry.field(
+        description="When it was captured, voided or expired."
+    )
+    account_key: strawberry.Private[model.AccountId]
+    transaction_key: strawberry.Private[ledger.TransactionId | None]
+
+    @classmethod
+    def from_domain(cls, hold: hold_model.Hold, now: datetime) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("Hold", hold.id)),
+            amount=Money.from_domain(hold.amount),
+            pending_amount=Money.from_domain(hold.pending_at(now)),
+            captured_amount=Money.from_domain(hold.captured),
+            status=hold.status_at(now),
+            description=hold.description,
+            destination_account_id=_optional_account_id(hold.destination_account_id),
+            expires_at=hold.expires_at,
+            created_at=hold.created_at,
+            resolved_at=hold.resolved_at_as_of(now),
+            account_key=hold.account_id,
+            transaction_key=hold.transaction_id,
+        )
+
+    @strawberry.field
+    async def account(self, info: Info) -> Account:
+        found = await info.context.accounts.account(
+            actor=await info.context.actor(), account_id=self.account_key
+        )
+        if found is None:
+            raise LookupError(f"the account of a visible hold {self.id} cannot be read")
+        return Account.from_domain(found)
+
+    @strawberry.field(description="The capture's transaction; null unless CAPTURED.")
+    async def transaction(self, info: Info) -> Transaction | None:
+        if self.transaction_key is None:
+            return None
+        found = await info.context.loaders.transactions.load(self.transaction_key)
+        return Transaction.from_domain(found) if found is not None else None
+
+
+@strawberry.type
+class HoldEdge:
+    cursor: str
+    node: Hold
+
+
+@strawberry.type
+class HoldConnection:
+    edges: list[HoldEdge]
+    page_info: PageInfo
 
 
 @strawberry.type
@@ -267,6 +469,9 @@ class Transaction(Node):
     )
     description: str | None
     created_at: datetime
+    hold_key: strawberry.Private[int | None]
+    reverses_key: strawberry.Private[ledger.TransactionId | None]
+    key: strawberry.Private[ledger.TransactionId]
 
     @classmethod
     def from_domain(cls, transaction: ledger.Transaction) -> Self:
@@ -278,7 +483,29 @@ class Transaction(Node):
             destination_account_id=_optional_account_id(transaction.destination_account_id),
             description=transaction.description,
             created_at=transaction.created_at,
+            hold_key=transaction.hold_id,
+            reverses_key=transaction.reverses_id,
+            key=transaction.id,
         )
+
+    @strawberry.field(description="The transaction this one undoes; null unless kind is REVERSAL.")
+    async def reverses(self, info: Info) -> Transaction | None:
+        if self.reverses_key is None:
+            return None
+        found = await info.context.loaders.transactions.load(self.reverses_key)
+        return Transaction.from_domain(found) if found is not None else None
+
+    @strawberry.field(description="The reversal that undid this transaction, if any.")
+    async def reversed_by(self, info: Info) -> Transaction | None:
+        found = await info.context.loaders.reversals.load(self.key)
+        return Transaction.from_domain(found) if found is not None else None
+
+    @strawberry.field(description="The hold whose capture this transaction is; null otherwise.")
+    async def hold(self, info: Info) -> Hold | None:
+        if self.hold_key is None:
+            return None
+        found = await info.context.loaders.holds.load(HoldId(self.hold_key))
+        return Hold.from_domain(found, info.context.holds.now()) if found is not None else None
 
 
 @strawberry.type(description="One line on an account's statement.")
@@ -366,10 +593,21 @@ class LedgerAudit:
         )
     )
 
+    faulty_hold_ids: list[strawberry.ID] = strawberry.field(
+        description=(
+            "Holds captured more than once, or whose record disagrees with their capture. "
+            "(Accounts whose pending holds reserve more than their balance are among "
+            "mismatchedAccountIds.)"
+        )
+    )
+
     @classmethod
     def from_domain(cls, report: AuditReport) -> Self:
         return cls(
             ok=report.ok,
+            faulty_hold_ids=[
+                strawberry.ID(to_global_id("Hold", key)) for key in report.faulty_hold_ids
+            ],
             accounts_checked=report.accounts_checked,
             transactions_checked=report.transactions_checked,
             mismatched_account_ids=[

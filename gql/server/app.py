@@ -32,6 +32,7 @@ from strawberry.types.unset import UnsetType
 from gql.context import (
     Context,
     ContextGetter,
+    ledger_bounds,
     make_context_getter,
     money_limits,
     password_hashing,
@@ -64,6 +65,7 @@ from gql.server.rate_limits import (
     too_many_requests,
 )
 from gql.server.settings import ConfigurationError, Settings, load_settings
+from gql.server.statement_csv import statement_csv
 from gql.server.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
@@ -221,7 +223,7 @@ class GraphQLView(GraphQL[Context, None]):
                 request.query_params.get("query"), request.query_params.get("operationName")
             )
         if refusal is None:
-            refusal = self._over_rate(request, media or JSON)
+            refusal = self.over_rate(request, media or JSON)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -239,7 +241,7 @@ class GraphQLView(GraphQL[Context, None]):
                 await snapshot.end()
         await response(scope, receive, send)
 
-    def _over_rate(self, request: Request, media: str) -> Response | None:
+    def over_rate(self, request: Request, media: str = JSON) -> Response | None:
         signed_in = viewer_of(request, self._tokens)
         # The context getter takes it from here: one signature check per request.
         request.state.signed_in = signed_in
@@ -323,6 +325,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         settings.request_timeout_s,
         sign_in_throttle(settings),
         settings.subscription_connections,
+        ledger_bounds(settings),
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -343,6 +346,11 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", view),
         WebSocketRoute("/graphql", view),  # subscriptions, over graphql-transport-ws
+        Route(
+            "/accounts/{account_id}/statement.csv",
+            statement_csv(getter, view.over_rate),
+            methods=["GET"],
+        ),
     ]
     if settings.graphiql_enabled:
         routes.append(Route("/graphiql/{name}", graphiql.asset, methods=["GET"]))

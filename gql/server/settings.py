@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # minor units bound them.
     max_movement_amount: int | None = Field(default=None, ge=1, le=MAX_MINOR_UNITS)
     max_account_balance: int | None = Field(default=None, ge=1, le=MAX_MINOR_UNITS)
+    # The longest a hold may last before it expires (a placeHold without expiresInSeconds
+    # lasts 7 days, or this if shorter), and the longest period one statement may cover.
+    max_hold_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    max_statement_days: int = Field(default=366, ge=1, le=3660)
     # How long the server works on one request (or one subscription event) before it stops
     # the work and answers TIMEOUT; how long a client may take to send its headers or its
     # body; and how many connections one process serves at once. Fractions are allowed.

@@ -51,3 +51,9 @@ def test_the_abuse_benchmark_prints_the_victims_latency_under_each_attack():
 def test_the_sign_in_benchmark_prints_reads_alone_and_under_sign_ins():
     output = run("-m", "benchmarks.sign_in", "--attackers", "2", "--reads", "5", "--sqlite")
     assert "reads alone:" in output and "reads under 2 sign-in clients:" in output
+
+
+def test_the_statement_benchmark_prints_statement_counts_and_the_export_memory():
+    output = run("-m", "benchmarks.statements", "--lines", "300", "--sqlite")
+    assert "balanceAt: the same" in output and "one-month statement: the same" in output, output
+    assert "CSV of 300 lines" in output and "growth" in output, output
