@@ -309,7 +309,12 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         raise ConfigurationError(" ".join(problems))
     tokens = TokenCodec(key, timedelta(seconds=settings.token_ttl_seconds))
     # No statement outlives the request that runs it; see gql/server/deadline.py.
-    engine = make_engine(settings.database_url, statement_timeout_s=settings.request_timeout_s)
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout_s=settings.request_timeout_s,
+        pool_size=settings.db_pool_size,
+        prepared_statements=settings.prepared_statements,
+    )
     getter = context_getter or make_context_getter(
         make_session_factory(engine),
         tokens,

@@ -10,7 +10,8 @@ timeout, whether it is new or between two requests, is closed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -27,67 +28,73 @@ def max_concurrency(max_connections: int) -> int:
 
 def bounded_protocol(receive_timeout_s: float) -> type[asyncio.Protocol]:
     """The HTTP/1.1 protocol with a time limit on request heads and the connection cap
-    applied to WebSocket upgrades as well."""
+    applied to WebSocket upgrades as well; it can be sent to worker processes."""
+    made = functools.partial(BoundedH11Protocol, receive_timeout_s=receive_timeout_s)
+    # The server calls it as it would the class.
+    return cast("type[asyncio.Protocol]", made)
 
-    class BoundedH11Protocol(H11Protocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._head_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+class BoundedH11Protocol(H11Protocol):
+    """HTTP/1.1 that closes a connection whose request head takes longer than the receive
+    timeout, and answers an upgrade past the connection cap with 503."""
+
+    def __init__(self, *args: Any, receive_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._receive_timeout_s = receive_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._head_arrived()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Waiting for the next request on a kept-alive connection: its head is timed too.
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self._await_head()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._head_arrived()
-            super().connection_lost(exc)
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) >= limit:
+            self.logger.warning("Exceeded concurrency limit.")
+            self._refuse_upgrade()
+            return
+        super().handle_websocket_upgrade(event)
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self._head_arrived()
+    def _refuse_upgrade(self) -> None:
+        body = b"Service Unavailable"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # Waiting for the next request on a kept-alive connection: its head is timed too.
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self._await_head()
+    def _await_head(self) -> None:
+        self._head_arrived()
+        self._head_timer = self.loop.call_later(self._receive_timeout_s, self._head_too_slow)
 
-        def handle_websocket_upgrade(self, event: h11.Request) -> None:
-            limit = self.limit_concurrency
-            if limit is not None and len(self.connections) >= limit:
-                self.logger.warning("Exceeded concurrency limit.")
-                self._refuse_upgrade()
-                return
-            super().handle_websocket_upgrade(event)
-
-        def _refuse_upgrade(self) -> None:
-            body = b"Service Unavailable"
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ]
-            for event in (
-                h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable"),
-                h11.Data(data=body),
-                h11.EndOfMessage(),
-            ):
-                self.transport.write(self.conn.send(event))
-            self.transport.close()
-
-        def _await_head(self) -> None:
-            self._head_arrived()
-            self._head_timer = self.loop.call_later(receive_timeout_s, self._head_too_slow)
-
-        def _head_arrived(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_too_slow(self) -> None:
+    def _head_arrived(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
             self._head_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
 
-    return BoundedH11Protocol
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
