@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
+
+from sqlalchemy import Row
 
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind
 from domain.model import Account, AccountId, AccountStatus, Role, User, UserId
@@ -27,11 +30,11 @@ def _id(value: int | None) -> int:
     return value
 
 
-def to_user(row: UserRow) -> User:
+def to_user(row: UserRow | Row[Any]) -> User:
     return User(UserId(_id(row.id)), row.email, Role(row.role), utc(row.created_at))
 
 
-def to_account(row: AccountRow) -> Account:
+def to_account(row: AccountRow | Row[Any]) -> Account:
     """A customer's account; the repositories never hand a funding account's row here."""
     if row.owner_id is None:
         raise ValueError(f"account {row.id} is not a customer's")

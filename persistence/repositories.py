@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, union_all, update
+from sqlalchemy import Executable, Result, Table, delete, func, insert, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,10 +32,22 @@ from persistence.mapping import to_account, to_entry, to_transaction, to_user, u
 from persistence.tables import AccountRow, EntryRow, SignInFailureRow, TransactionRow, UserRow
 
 CUSTOMER = AccountKind.CUSTOMER.value
+# The hot paths read and write through these tables with SQLAlchemy Core: a row comes back as
+# a plain tuple and goes straight into a domain object, without the ORM's bookkeeping, and a
+# changed account is written with one UPDATE instead of being loaded into the session first.
+USERS: Table = UserRow.__table__  # type: ignore[attr-defined]
+ACCOUNTS: Table = AccountRow.__table__  # type: ignore[attr-defined]
+TRANSACTIONS: Table = TransactionRow.__table__  # type: ignore[attr-defined]
+ENTRIES: Table = EntryRow.__table__  # type: ignore[attr-defined]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _core(session: AsyncSession, statement: Executable) -> Result[Any]:
+    """Run a Core statement on the session's transaction."""
+    return await session.exec(statement)  # type: ignore[call-overload,no-any-return]
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -54,7 +66,8 @@ class SqlUserRepository:
         return to_user(row)
 
     async def get(self, user_id: UserId) -> User | None:
-        row = await self._session.get(UserRow, user_id)
+        query = sa_select(USERS).where(USERS.c.id == user_id)
+        row = (await _core(self._session, query)).first()
         return to_user(row) if row is not None else None
 
     async def get_many(self, user_ids: Sequence[UserId]) -> list[User]:
@@ -132,24 +145,27 @@ class SqlAccountRepository:
         return to_account(row)
 
     async def get(self, account_id: AccountId) -> Account | None:
-        row = await self._session.get(AccountRow, account_id)
-        return to_account(row) if row is not None and row.kind == CUSTOMER else None
+        query = sa_select(ACCOUNTS).where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.kind == CUSTOMER)
+        row = (await _core(self._session, query)).first()
+        return to_account(row) if row is not None else None
 
     async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
-        query = select(AccountRow).where(
-            col(AccountRow.id).in_(set(account_ids)), AccountRow.kind == CUSTOMER
+        query = sa_select(ACCOUNTS).where(
+            ACCOUNTS.c.id.in_(set(account_ids)), ACCOUNTS.c.kind == CUSTOMER
         )
-        return [to_account(row) for row in (await self._session.exec(query)).all()]
+        return [to_account(row) for row in (await _core(self._session, query)).all()]
 
     async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
+        keys = sorted(set(account_ids))
+        # One key is the usual case (a deposit, a rename): an equality, not a one-item list.
+        which = ACCOUNTS.c.id == keys[0] if len(keys) == 1 else ACCOUNTS.c.id.in_(keys)
         query = (
-            select(AccountRow)
-            .where(col(AccountRow.id).in_(sorted(set(account_ids))), AccountRow.kind == CUSTOMER)
-            .order_by(col(AccountRow.id))
+            sa_select(ACCOUNTS)
+            .where(which, ACCOUNTS.c.kind == CUSTOMER)
+            .order_by(ACCOUNTS.c.id)
             .with_for_update()
-            .execution_options(populate_existing=True)
         )
-        rows = (await self._session.exec(query)).all()
+        rows = (await _core(self._session, query)).all()
         return {account.id: account for account in map(to_account, rows)}
 
     async def funding(self, currency: Currency) -> FundingAccount:
@@ -180,13 +196,21 @@ class SqlAccountRepository:
         await self._session.exec(insert(AccountRow).values(**values).on_conflict_do_nothing())
 
     async def save(self, account: Account) -> None:
-        row = await self._session.get(AccountRow, account.id)
-        if row is None:
-            raise LookupError(f"account {account.id} is not stored")
-        row.name = account.name
-        row.status = account.status.value
-        row.balance = account.balance.minor_units
+        # The session may hold a row of this account from add(): flush it first, so that
+        # this UPDATE comes after its INSERT.
         await self._session.flush()
+        statement = (
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account.id)
+            .values(
+                name=account.name,
+                status=account.status.value,
+                balance=account.balance.minor_units,
+            )
+        )
+        result = await self._session.exec(statement)
+        if result.rowcount != 1:
+            raise LookupError(f"account {account.id} is not stored")
 
     def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
         return select(AccountRow).where(*_customer(owner_id, status))
@@ -246,35 +270,48 @@ class SqlTransactionRepository:
         self._session = session
 
     async def record(self, new: NewTransaction) -> Transaction:
+        """Two statements: the transaction, which returns its id, then all its entries."""
         now = _now()
-        row = TransactionRow(
-            kind=new.kind.value,
-            amount=new.amount.minor_units,
-            currency=new.amount.currency.code,
+        statement = (
+            insert(TRANSACTIONS)
+            .values(
+                kind=new.kind.value,
+                amount=new.amount.minor_units,
+                currency=new.amount.currency.code,
+                source_account_id=new.source_account_id,
+                destination_account_id=new.destination_account_id,
+                description=new.description,
+                actor_id=new.actor_id,
+                idempotency_key=new.idempotency.key if new.idempotency else None,
+                request_hash=new.idempotency.request_hash if new.idempotency else None,
+                created_at=now,
+            )
+            .returning(TRANSACTIONS.c.id)
+        )
+        key = (await _core(self._session, statement)).scalar_one()
+        transaction = Transaction(
+            id=TransactionId(key),
+            kind=new.kind,
+            amount=new.amount,
             source_account_id=new.source_account_id,
             destination_account_id=new.destination_account_id,
             description=new.description,
             actor_id=new.actor_id,
-            idempotency_key=new.idempotency.key if new.idempotency else None,
-            request_hash=new.idempotency.request_hash if new.idempotency else None,
             created_at=now,
         )
-        self._session.add(row)
-        await self._session.flush()
-        transaction = to_transaction(row)
-        self._session.add_all(
-            EntryRow(
-                transaction_id=transaction.id,
-                account_id=entry.account_id,
-                amount=entry.amount.minor_units,
-                balance_after=(
+        entries = [
+            {
+                "transaction_id": transaction.id,
+                "account_id": entry.account_id,
+                "amount": entry.amount.minor_units,
+                "balance_after": (
                     entry.balance_after.minor_units if entry.balance_after is not None else None
                 ),
-                created_at=now,
-            )
+                "created_at": now,
+            }
             for entry in new.entries
-        )
-        await self._session.flush()
+        ]
+        await _core(self._session, insert(ENTRIES).values(entries))
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:

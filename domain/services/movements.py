@@ -206,14 +206,25 @@ class MovementService:
             transaction = await uow.transactions.record(new)
             for account in changed:
                 await uow.accounts.save(account)
-            movement = await _movement(uow, actor, transaction)
+            # The accounts it changed are locked and in hand, as saved: no need to read them.
+            movement = await _movement(uow, actor, transaction, changed)
             await uow.commit()
             return movement
 
 
-async def _movement(uow: UnitOfWork, actor: Actor, transaction: Transaction) -> Movement:
+async def _movement(
+    uow: UnitOfWork,
+    actor: Actor,
+    transaction: Transaction,
+    known: tuple[Account, ...] = (),
+) -> Movement:
+    """The movement as the actor may see it; accounts not among `known` are read."""
+    in_hand = {account.id: account for account in known}
+
     async def visible(account_id: AccountId | None) -> Account | None:
-        account = await uow.accounts.get(account_id) if account_id is not None else None
+        if account_id is None:
+            return None
+        account = in_hand.get(account_id) or await uow.accounts.get(account_id)
         return account if account is not None and actor.can_read(account) else None
 
     return Movement(

@@ -323,8 +323,7 @@ def test_a_bad_number_of_workers_is_one_line(tmp_path, given):
     refused = run("serve", "--port", str(free_port()), "--workers", given, env=env)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
-        f"bankql cannot start: --workers: {given!r} is not a number of server processes "
-        "(1 to 256)"
+        f"bankql cannot start: --workers: {given!r} is not a number of server processes (1 to 256)"
     ]
     assert not (tmp_path / "x.db").exists()
 

@@ -73,7 +73,7 @@ async def test_without_the_idle_ping_the_dead_connection_would_fail_a_request(
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         end_every_session(postgres_url)
-        with pytest.raises(Exception, match="terminat|closed|connection"):
+        with pytest.raises(Exception, match=r"terminat|closed|connection"):
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 2"))
         # ...and only that one: the pool then replaces the connections opened before.
