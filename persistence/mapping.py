@@ -48,7 +48,7 @@ def to_account(row: AccountRow | Row[Any]) -> Account:
     )
 
 
-def to_transaction(row: TransactionRow) -> Transaction:
+def to_transaction(row: TransactionRow | Row[Any]) -> Transaction:
     source, destination = row.source_account_id, row.destination_account_id
     return Transaction(
         id=TransactionId(_id(row.id)),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Executable, Result, Table, delete, func, insert, union_all, update
+from sqlalchemy import Executable, Result, Table, bindparam, delete, func, insert, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -45,9 +45,44 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _core(session: AsyncSession, statement: Executable) -> Result[Any]:
+# Built once: SQLAlchemy then finds each compiled in its cache at once, and only the
+# parameters change from one call to the next.
+_USER_BY_ID = sa_select(USERS).where(USERS.c.id == bindparam("key"))
+_CUSTOMER_ACCOUNT = sa_select(ACCOUNTS).where(
+    ACCOUNTS.c.id == bindparam("key"), ACCOUNTS.c.kind == CUSTOMER
+)
+_LOCK_ONE = _CUSTOMER_ACCOUNT.with_for_update()
+_LOCK_MANY = (
+    sa_select(ACCOUNTS)
+    .where(ACCOUNTS.c.id.in_(bindparam("keys", expanding=True)), ACCOUNTS.c.kind == CUSTOMER)
+    .order_by(ACCOUNTS.c.id)
+    .with_for_update()
+)
+_SAVE_ACCOUNT = (
+    update(ACCOUNTS)
+    .where(ACCOUNTS.c.id == bindparam("key"))
+    .values(
+        name=bindparam("new_name"),
+        status=bindparam("new_status"),
+        balance=bindparam("new_balance"),
+    )
+)
+_FUNDING_ID = sa_select(ACCOUNTS.c.id).where(ACCOUNTS.c.funding_currency == bindparam("currency"))
+_REQUEST_BY_KEY = sa_select(TRANSACTIONS).where(
+    TRANSACTIONS.c.actor_id == bindparam("actor"),
+    TRANSACTIONS.c.idempotency_key == bindparam("key"),
+)
+_RECORD_TRANSACTION = insert(TRANSACTIONS).returning(TRANSACTIONS.c.id)
+_RECORD_ENTRIES = insert(ENTRIES)
+
+
+async def _core(
+    session: AsyncSession,
+    statement: Executable,
+    params: dict[str, Any] | list[dict[str, Any]] | None = None,
+) -> Result[Any]:
     """Run a Core statement on the session's transaction."""
-    return await session.exec(statement)  # type: ignore[call-overload,no-any-return]
+    return await session.exec(statement, params=params)  # type: ignore[call-overload,no-any-return]
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -66,8 +101,7 @@ class SqlUserRepository:
         return to_user(row)
 
     async def get(self, user_id: UserId) -> User | None:
-        query = sa_select(USERS).where(USERS.c.id == user_id)
-        row = (await _core(self._session, query)).first()
+        row = (await _core(self._session, _USER_BY_ID, {"key": user_id})).first()
         return to_user(row) if row is not None else None
 
     async def get_many(self, user_ids: Sequence[UserId]) -> list[User]:
@@ -145,8 +179,7 @@ class SqlAccountRepository:
         return to_account(row)
 
     async def get(self, account_id: AccountId) -> Account | None:
-        query = sa_select(ACCOUNTS).where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.kind == CUSTOMER)
-        row = (await _core(self._session, query)).first()
+        row = (await _core(self._session, _CUSTOMER_ACCOUNT, {"key": account_id})).first()
         return to_account(row) if row is not None else None
 
     async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
@@ -157,27 +190,25 @@ class SqlAccountRepository:
 
     async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
         keys = sorted(set(account_ids))
+        if not keys:
+            return {}
         # One key is the usual case (a deposit, a rename): an equality, not a one-item list.
-        which = ACCOUNTS.c.id == keys[0] if len(keys) == 1 else ACCOUNTS.c.id.in_(keys)
-        query = (
-            sa_select(ACCOUNTS)
-            .where(which, ACCOUNTS.c.kind == CUSTOMER)
-            .order_by(ACCOUNTS.c.id)
-            .with_for_update()
-        )
-        rows = (await _core(self._session, query)).all()
+        if len(keys) == 1:
+            rows = (await _core(self._session, _LOCK_ONE, {"key": keys[0]})).all()
+        else:
+            rows = (await _core(self._session, _LOCK_MANY, {"keys": keys})).all()
         return {account.id: account for account in map(to_account, rows)}
 
     async def funding(self, currency: Currency) -> FundingAccount:
         # No FOR UPDATE: the row is never written after it is made, so deposits and
         # withdrawals in one currency do not queue on it.
-        query = select(col(AccountRow.id)).where(AccountRow.funding_currency == currency.code)
-        key = (await self._session.exec(query)).first()
+        params = {"currency": currency.code}
+        key = (await _core(self._session, _FUNDING_ID, params)).scalar()
         if key is None:
             # The first movement in a currency creates its funding account; if another one
             # does so at the same moment, the unique currency makes this insert a no-op.
             await self._create_funding(currency)
-            key = (await self._session.exec(query)).one()
+            key = (await _core(self._session, _FUNDING_ID, params)).scalar_one()
         if key is None:  # never, for a primary key; said for the type checker
             raise LookupError(f"no funding account for {currency}")
         return FundingAccount(AccountId(key), currency)
@@ -199,16 +230,13 @@ class SqlAccountRepository:
         # The session may hold a row of this account from add(): flush it first, so that
         # this UPDATE comes after its INSERT.
         await self._session.flush()
-        statement = (
-            update(ACCOUNTS)
-            .where(ACCOUNTS.c.id == account.id)
-            .values(
-                name=account.name,
-                status=account.status.value,
-                balance=account.balance.minor_units,
-            )
-        )
-        result = await self._session.exec(statement)
+        values = {
+            "key": account.id,
+            "new_name": account.name,
+            "new_status": account.status.value,
+            "new_balance": account.balance.minor_units,
+        }
+        result = await self._session.exec(_SAVE_ACCOUNT, params=values)
         if result.rowcount != 1:
             raise LookupError(f"account {account.id} is not stored")
 
@@ -272,23 +300,19 @@ class SqlTransactionRepository:
     async def record(self, new: NewTransaction) -> Transaction:
         """Two statements: the transaction, which returns its id, then all its entries."""
         now = _now()
-        statement = (
-            insert(TRANSACTIONS)
-            .values(
-                kind=new.kind.value,
-                amount=new.amount.minor_units,
-                currency=new.amount.currency.code,
-                source_account_id=new.source_account_id,
-                destination_account_id=new.destination_account_id,
-                description=new.description,
-                actor_id=new.actor_id,
-                idempotency_key=new.idempotency.key if new.idempotency else None,
-                request_hash=new.idempotency.request_hash if new.idempotency else None,
-                created_at=now,
-            )
-            .returning(TRANSACTIONS.c.id)
-        )
-        key = (await _core(self._session, statement)).scalar_one()
+        values = {
+            "kind": new.kind.value,
+            "amount": new.amount.minor_units,
+            "currency": new.amount.currency.code,
+            "source_account_id": new.source_account_id,
+            "destination_account_id": new.destination_account_id,
+            "description": new.description,
+            "actor_id": new.actor_id,
+            "idempotency_key": new.idempotency.key if new.idempotency else None,
+            "request_hash": new.idempotency.request_hash if new.idempotency else None,
+            "created_at": now,
+        }
+        key = (await _core(self._session, _RECORD_TRANSACTION, values)).scalar_one()
         transaction = Transaction(
             id=TransactionId(key),
             kind=new.kind,
@@ -311,7 +335,8 @@ class SqlTransactionRepository:
             }
             for entry in new.entries
         ]
-        await _core(self._session, insert(ENTRIES).values(entries))
+        # Several rows in one statement: the driver sends them as one batch.
+        await _core(self._session, _RECORD_ENTRIES, entries)
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:
@@ -319,10 +344,8 @@ class SqlTransactionRepository:
         return to_transaction(row) if row is not None else None
 
     async def find_request(self, actor_id: UserId, key: str) -> RecordedRequest | None:
-        query = select(TransactionRow).where(
-            TransactionRow.actor_id == actor_id, TransactionRow.idempotency_key == key
-        )
-        row = (await self._session.exec(query)).first()
+        params = {"actor": actor_id, "key": key}
+        row = (await _core(self._session, _REQUEST_BY_KEY, params)).first()
         if row is None or row.request_hash is None:
             return None
         return RecordedRequest(to_transaction(row), row.request_hash)
