@@ -62,7 +62,7 @@ def to_transaction(row: TransactionRow | Row[Any]) -> Transaction:
     )
 
 
-def to_entry(row: EntryRow, currency_code: str) -> Entry:
+def to_entry(row: EntryRow | Row[Any], currency_code: str) -> Entry:
     """A customer's statement line; only those carry the balance after them."""
     if row.balance_after is None:
         raise ValueError(f"entry {row.id} is not on a customer's statement")

@@ -241,7 +241,7 @@ class SqlAccountRepository:
             raise LookupError(f"account {account.id} is not stored")
 
     def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
-        return select(AccountRow).where(*_customer(owner_id, status))
+        return sa_select(ACCOUNTS).where(*_customer(owner_id, status))
 
     async def list_by_owners(
         self, owner_ids: Sequence[UserId], *, status: AccountStatus | None, page: PageRequest
@@ -258,12 +258,10 @@ class SqlAccountRepository:
             pages.append(sa_select(limited))
         wanted = union_all(*pages).subquery()
         query = (
-            select(AccountRow)
-            .join(wanted, wanted.c.id == col(AccountRow.id))
-            .order_by(col(AccountRow.id))
+            sa_select(ACCOUNTS).join(wanted, wanted.c.id == ACCOUNTS.c.id).order_by(ACCOUNTS.c.id)
         )
         found: dict[UserId, list[Account]] = {owner_id: [] for owner_id in owner_ids}
-        for account in map(to_account, (await self._session.exec(query)).all()):
+        for account in map(to_account, (await _core(self._session, query)).all()):
             found[account.owner_id].append(account)
         return found
 
@@ -283,9 +281,9 @@ class SqlAccountRepository:
     ) -> list[Account]:
         query = self._customer_accounts(owner_id, status)
         if page.after is not None:
-            query = query.where(col(AccountRow.id) > page.after)
-        query = query.order_by(col(AccountRow.id)).limit(page.first + 1)
-        return [to_account(row) for row in (await self._session.exec(query)).all()]
+            query = query.where(ACCOUNTS.c.id > page.after)
+        query = query.order_by(ACCOUNTS.c.id).limit(page.first + 1)
+        return [to_account(row) for row in (await _core(self._session, query)).all()]
 
     async def count(self, *, owner_id: UserId | None, status: AccountStatus | None) -> int:
         query = self._customer_accounts(owner_id, status).subquery()
@@ -365,15 +363,15 @@ class SqlTransactionRepository:
             pages.append(sa_select(limited))
         wanted = union_all(*pages).subquery()
         query = (
-            select(EntryRow, AccountRow.currency)
-            .join(wanted, wanted.c.id == col(EntryRow.id))
-            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
-            .where(AccountRow.kind == CUSTOMER)
-            .order_by(col(EntryRow.id).desc())
+            sa_select(ENTRIES, ACCOUNTS.c.currency)
+            .join(wanted, wanted.c.id == ENTRIES.c.id)
+            .join(ACCOUNTS, ACCOUNTS.c.id == ENTRIES.c.account_id)
+            .where(ACCOUNTS.c.kind == CUSTOMER)
+            .order_by(ENTRIES.c.id.desc())
         )
         found: dict[AccountId, list[Entry]] = {account_id: [] for account_id in account_ids}
-        for row, code in (await self._session.exec(query)).all():
-            found[AccountId(row.account_id)].append(to_entry(row, code))
+        for row in (await _core(self._session, query)).all():
+            found[AccountId(row.account_id)].append(to_entry(row, row.currency))
         return found
 
     async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
