@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +75,27 @@ _REQUEST_BY_KEY = sa_select(TRANSACTIONS).where(
 )
 _RECORD_TRANSACTION = insert(TRANSACTIONS).returning(TRANSACTIONS.c.id)
 _RECORD_ENTRIES = insert(ENTRIES)
+
+
+@functools.lru_cache(maxsize=256)
+def _entry_pages(accounts: int, after: bool) -> Executable:
+    """The statement of entries() for so many accounts, built once for each count: the
+    account keys, the page size and the cursor are its parameters."""
+    pages = []
+    for n in range(accounts):
+        one = sa_select(ENTRIES.c.id).where(ENTRIES.c.account_id == bindparam(f"account_{n}"))
+        if after:
+            one = one.where(ENTRIES.c.id < bindparam("after"))
+        limited = one.order_by(ENTRIES.c.id.desc()).limit(bindparam("limit")).subquery()
+        pages.append(sa_select(limited))
+    wanted = union_all(*pages).subquery()
+    return (
+        sa_select(ENTRIES, ACCOUNTS.c.currency)
+        .join(wanted, wanted.c.id == ENTRIES.c.id)
+        .join(ACCOUNTS, ACCOUNTS.c.id == ENTRIES.c.account_id)
+        .where(ACCOUNTS.c.kind == CUSTOMER)
+        .order_by(ENTRIES.c.id.desc())
+    )
 
 
 async def _core(
@@ -354,23 +376,14 @@ class SqlTransactionRepository:
         """Each account's page in one statement: a keyset LIMIT query per account, UNION ALL."""
         if not account_ids:
             return {}
-        pages = []
-        for account_id in sorted(set(account_ids)):
-            one = select(col(EntryRow.id)).where(EntryRow.account_id == account_id)
-            if page.after is not None:
-                one = one.where(col(EntryRow.id) < page.after)
-            limited = one.order_by(col(EntryRow.id).desc()).limit(page.first + 1).subquery()
-            pages.append(sa_select(limited))
-        wanted = union_all(*pages).subquery()
-        query = (
-            sa_select(ENTRIES, ACCOUNTS.c.currency)
-            .join(wanted, wanted.c.id == ENTRIES.c.id)
-            .join(ACCOUNTS, ACCOUNTS.c.id == ENTRIES.c.account_id)
-            .where(ACCOUNTS.c.kind == CUSTOMER)
-            .order_by(ENTRIES.c.id.desc())
-        )
+        keys = sorted(set(account_ids))
+        query = _entry_pages(len(keys), page.after is not None)
+        params: dict[str, Any] = {f"account_{n}": key for n, key in enumerate(keys)}
+        params["limit"] = page.first + 1
+        if page.after is not None:
+            params["after"] = page.after
         found: dict[AccountId, list[Entry]] = {account_id: [] for account_id in account_ids}
-        for row in (await _core(self._session, query)).all():
+        for row in (await _core(self._session, query, params)).all():
             found[AccountId(row.account_id)].append(to_entry(row, row.currency))
         return found
 
