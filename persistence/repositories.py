@@ -74,7 +74,19 @@ _REQUEST_BY_KEY = sa_select(TRANSACTIONS).where(
     TRANSACTIONS.c.idempotency_key == bindparam("key"),
 )
 _RECORD_TRANSACTION = insert(TRANSACTIONS).returning(TRANSACTIONS.c.id)
-_RECORD_ENTRIES = insert(ENTRIES)
+
+
+_ENTRY_COLUMNS = ("transaction_id", "account_id", "amount", "balance_after", "created_at")
+
+
+@functools.lru_cache(maxsize=16)
+def _entry_rows(count: int) -> Executable:
+    """One INSERT of `count` entries (a transaction has two): one statement, not a batch of
+    them, built once for each count."""
+    rows: list[dict[str, Any]] = [
+        {name: bindparam(f"{name}_{n}") for name in _ENTRY_COLUMNS} for n in range(count)
+    ]
+    return insert(ENTRIES).values(rows)
 
 
 @functools.lru_cache(maxsize=256)
@@ -343,20 +355,17 @@ class SqlTransactionRepository:
             actor_id=new.actor_id,
             created_at=now,
         )
-        entries = [
-            {
-                "transaction_id": transaction.id,
-                "account_id": entry.account_id,
-                "amount": entry.amount.minor_units,
-                "balance_after": (
-                    entry.balance_after.minor_units if entry.balance_after is not None else None
-                ),
-                "created_at": now,
+        params: dict[str, Any] = {}
+        for n, entry in enumerate(new.entries):
+            after = entry.balance_after
+            params |= {
+                f"transaction_id_{n}": transaction.id,
+                f"account_id_{n}": entry.account_id,
+                f"amount_{n}": entry.amount.minor_units,
+                f"balance_after_{n}": after.minor_units if after is not None else None,
+                f"created_at_{n}": now,
             }
-            for entry in new.entries
-        ]
-        # Several rows in one statement: the driver sends them as one batch.
-        await _core(self._session, _RECORD_ENTRIES, entries)
+        await _core(self._session, _entry_rows(len(new.entries)), params)
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:

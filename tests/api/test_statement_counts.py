@@ -33,10 +33,12 @@ class RoundTrips:
         event.listen(sync, "rollback", lambda _connection: self.seen.update(["ROLLBACK"]))
         event.listen(sync.pool, "connect", lambda *_: self.seen.update(["new connection"]))
 
-    def _statement(self, _connection, _cursor, statement: str, *_rest) -> None:
+    def _statement(self, _connection, _cursor, statement, parameters, _context, many) -> None:
         # SQLite's own BEGIN IMMEDIATE is sent as a statement; it is counted as the BEGIN.
         if not statement.startswith("BEGIN"):
-            self.seen.update([statement.split(None, 1)[0].upper()])
+            # A batch runs its statement once for each set of parameters.
+            times = len(parameters) if many else 1
+            self.seen.update({statement.split(None, 1)[0].upper(): times})
 
     async def of(self, operation) -> Counter[str]:
         self.seen.clear()
