@@ -50,8 +50,9 @@ WRK_THREADS = 2
 WRK_CONNECTIONS = 32
 PGBENCH_CLIENTS = 8
 PGBENCH_SCALE = 10
-USERS = 8
-ACCOUNTS_EACH = 4
+# Enough accounts that random transfers seldom wait for one another's row locks.
+USERS = 32
+ACCOUNTS_EACH = 8
 PAGE_ACCOUNTS = 20
 PAGE_LINES = 10
 START_TIMEOUT_S = 60
@@ -333,7 +334,11 @@ async def seed(base: str) -> Seed:
 
         tokens = [await user(f"bench{n}@example.com") for n in range(USERS)]
         accounts = [
-            [await account(token, f"A{k}", "1000000") for k in range(ACCOUNTS_EACH)]
+            list(
+                await asyncio.gather(
+                    *(account(token, f"A{k}", "1000000") for k in range(ACCOUNTS_EACH))
+                )
+            )
             for token in tokens
         ]
         page_token = await user("statement@example.com")
