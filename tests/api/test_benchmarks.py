@@ -1,8 +1,11 @@
 """The benchmark scripts still run; their figures are for people, so only their shape is read."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.databases import postgres_admin_url
 
@@ -51,3 +54,29 @@ def test_the_abuse_benchmark_prints_the_victims_latency_under_each_attack():
 def test_the_sign_in_benchmark_prints_reads_alone_and_under_sign_ins():
     output = run("-m", "benchmarks.sign_in", "--attackers", "2", "--reads", "5", "--sqlite")
     assert "reads alone:" in output and "reads under 2 sign-in clients:" in output
+
+
+def test_the_throughput_benchmark_prints_its_table_and_the_goals_ratios():
+    if shutil.which("wrk") is None or shutil.which("pgbench") is None:
+        pytest.skip("the throughput benchmark drives wrk and pgbench, which are not installed")
+    postgres_admin_url()  # its database is made on that server; skipped without one
+    output = run(
+        "-m",
+        "benchmarks.throughput",
+        "--seconds",
+        "1",
+        "--workloads",
+        "read,transfer",
+        "--no-postgraphile",
+    )
+    rows = {
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
+        for line in output.splitlines()
+        if line.startswith("| ")
+    }
+    for workload in ("read", "transfer"):
+        for processes in ("1", "2"):
+            line = rows[workload, processes]
+            assert line.rstrip().endswith("| 0 |"), line  # every answer was the expected one
+    assert "| transfer, 2 processes, at least 0.5x pgbench TPS | " in output
+    assert any(name.startswith("pgbench TPC-B-like") for name, _ in rows)
