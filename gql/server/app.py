@@ -305,6 +305,15 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         key = settings.signing_key()
     except ConfigurationError as problem:
         problems.append(str(problem))
+    if (
+        not settings.database_url.startswith("sqlite")
+        and settings.subscription_connections >= settings.db_pool_size
+    ):
+        problems.append(
+            f"BANKQL_SUBSCRIPTION_CONNECTIONS ({settings.subscription_connections}) must be "
+            f"less than BANKQL_DB_POOL_SIZE ({settings.db_pool_size}), or subscriptions could "
+            "hold every connection requests need."
+        )
     if problems:
         raise ConfigurationError(" ".join(problems))
     tokens = TokenCodec(key, timedelta(seconds=settings.token_ttl_seconds))
