@@ -25,14 +25,27 @@ async def hello(scope, receive, send):
 
 @pytest.fixture(params=["h11", "httptools"])
 async def port(request):
-    if request.param == "httptools" and BoundedHttpToolsProtocol is None:
+    async for bound in serving(request.param, limit=None):
+        yield bound
+
+
+@pytest.fixture(params=["h11", "httptools"])
+async def full_port(request):
+    """A server whose connection cap is already reached by the connection asking."""
+    async for bound in serving(request.param, limit=1):
+        yield bound
+
+
+async def serving(parser: str, limit: int | None):
+    if parser == "httptools" and BoundedHttpToolsProtocol is None:
         pytest.skip("httptools is not installed")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     config = uvicorn.Config(
         hello,
-        http=bounded_protocol(TIMEOUT_S, parser=request.param),
+        http=bounded_protocol(TIMEOUT_S, parser=parser),
+        limit_concurrency=limit,
         log_config=None,
         # The server's own idle limit out of the way: only the head bound may close.
         timeout_keep_alive=GENEROUS_S,
@@ -64,4 +77,17 @@ async def test_a_whole_head_is_answered_and_the_next_one_timed_again(port):
     assert first.startswith(b"HTTP/1.1 200")
     await asyncio.sleep(TIMEOUT_S * 3)  # kept alive, but sends no next request in time
     assert await asyncio.wait_for(reader.read(), GENEROUS_S / 2) == b""
+    writer.close()
+
+
+async def test_an_upgrade_past_the_connection_cap_is_refused_with_503(full_port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", full_port)
+    writer.write(
+        b"GET /graphql HTTP/1.1\r\nHost: bankql\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), GENEROUS_S / 2)
+    assert answer.startswith(b"HTTP/1.1 503") and answer.endswith(b"Service Unavailable")
     writer.close()
