@@ -42,5 +42,6 @@ WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["bankql", "healthcheck"]
-# Applies pending migrations (one replica at a time), then serves; SIGTERM drains requests.
+# Applies pending migrations (one replica at a time), then serves with one process per CPU
+# the container may use (BANKQL_WORKERS sets another number); SIGTERM drains requests.
 CMD ["bankql", "serve"]

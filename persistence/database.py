@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +22,19 @@ SQLITE_PROGRESS_STEPS = 10_000
 _STATEMENT_STARTED = "bankql_statement_started"
 # Execution option of a unit of work that only reads: on SQLite it takes no write lock.
 READ_ONLY = "bankql_read_only"
+# PostgreSQL connections each process keeps open: a fixed number, opened as needed and never
+# closed for being one too many, so that a busy process does not start new sessions over and
+# over. A request waits for a free one (within its deadline) when all are in use.
+DEFAULT_POOL_SIZE = 15
+# A pooled connection older than this is closed and replaced when it is next taken.
+POOL_RECYCLE_S = 1800
+# A connection that sat unused this long is checked with a ping before it is handed out, so
+# that a database restarted in a quiet moment costs no request; a busy one is not pinged.
+IDLE_PING_S = 10.0
+# A statement run this many times on one connection is prepared there, and runs without
+# being parsed and planned again.
+PREPARE_AFTER = 2
+_CHECKED_IN_AT = "bankql_checked_in_at"
 
 
 def is_sqlite(url: str) -> bool:
@@ -28,7 +42,12 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(
-    url: str, *, statement_timeout_s: float | None = None, **options: Any
+    url: str,
+    *,
+    statement_timeout_s: float | None = None,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    prepared_statements: bool = True,
+    **options: Any,
 ) -> AsyncEngine:
     """An async engine; on SQLite every transaction but a read-only one takes the write lock
     at its start.
@@ -36,10 +55,24 @@ def make_engine(
     With a statement timeout, no statement runs longer than that: PostgreSQL cancels it
     (and ends a session idle in a transaction for a few times that long); SQLite interrupts
     it, and waits no longer than that for its write lock. Migrations run without one.
+
+    On PostgreSQL the pool holds at most `pool_size` connections and no overflow, and
+    repeated statements are prepared unless `prepared_statements` is off (for a pooler in
+    transaction mode, where a prepared statement may not be on the next connection).
     """
     if not is_sqlite(url):
         connect_args = _postgres_timeouts(url, statement_timeout_s)
-        return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+        connect_args["prepare_threshold"] = PREPARE_AFTER if prepared_statements else None
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_recycle=POOL_RECYCLE_S,
+            connect_args=connect_args,
+            **options,
+        )
+        _ping_when_idle(engine, IDLE_PING_S)
+        return engine
     busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
     if statement_timeout_s is not None:
         busy_timeout_ms = min(busy_timeout_ms, _milliseconds(statement_timeout_s))
@@ -68,6 +101,30 @@ def _limit_sqlite_statements(engine: AsyncEngine, timeout_s: float) -> None:
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def on_statement(connection: Any, *_arguments: Any) -> None:
         connection.info[_STATEMENT_STARTED][0] = time.monotonic()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Check a connection before it is handed out only when it sat unused for `idle_s`: a
+    server restarted meanwhile has closed it, and the pool then opens a fresh one instead of
+    failing the request. A busy pool pays no round trip for this.
+
+    A connection that breaks while in use fails its request, and SQLAlchemy then replaces
+    every connection opened before, so the requests after it find a working one."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the driver's own error for a closed connection
+            # The pool closes this one and hands out a new connection instead.
+            raise DisconnectionError(f"a pooled connection was closed: {error}") from error
 
 
 def _milliseconds(seconds: float) -> int:

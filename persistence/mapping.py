@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
+
+from sqlalchemy import Row
 
 from domain.holds import Hold, HoldId, HoldStatus
 from domain.ledger import Entry, EntryId, Transaction, TransactionId, TransactionKind
@@ -28,11 +31,11 @@ def _id(value: int | None) -> int:
     return value
 
 
-def to_user(row: UserRow) -> User:
+def to_user(row: UserRow | Row[Any]) -> User:
     return User(UserId(_id(row.id)), row.email, Role(row.role), utc(row.created_at))
 
 
-def to_account(row: AccountRow) -> Account:
+def to_account(row: AccountRow | Row[Any]) -> Account:
     """A customer's account; the repositories never hand a funding account's row here."""
     if row.owner_id is None:
         raise ValueError(f"account {row.id} is not a customer's")
@@ -46,7 +49,7 @@ def to_account(row: AccountRow) -> Account:
     )
 
 
-def to_transaction(row: TransactionRow) -> Transaction:
+def to_transaction(row: TransactionRow | Row[Any]) -> Transaction:
     source, destination = row.source_account_id, row.destination_account_id
     return Transaction(
         id=TransactionId(_id(row.id)),
@@ -81,7 +84,7 @@ def to_hold(row: HoldRow, transaction_id: int | None) -> Hold:
     )
 
 
-def to_entry(row: EntryRow, currency_code: str) -> Entry:
+def to_entry(row: EntryRow | Row[Any], currency_code: str) -> Entry:
     """A customer's statement line; only those carry the balance after them."""
     if row.balance_after is None:
         raise ValueError(f"entry {row.id} is not on a customer's statement")

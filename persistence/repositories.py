@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, union_all, update
+from sqlalchemy import (
+    Executable,
+    Result,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    union_all,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -69,10 +83,90 @@ from persistence.tables import (
 )
 
 CUSTOMER = AccountKind.CUSTOMER.value
+# The hot paths read and write through these tables with SQLAlchemy Core: a row comes back as
+# a plain tuple and goes straight into a domain object, without the ORM's bookkeeping, and a
+# changed account is written with one UPDATE instead of being loaded into the session first.
+USERS: Table = UserRow.__table__  # type: ignore[attr-defined]
+ACCOUNTS: Table = AccountRow.__table__  # type: ignore[attr-defined]
+TRANSACTIONS: Table = TransactionRow.__table__  # type: ignore[attr-defined]
+ENTRIES: Table = EntryRow.__table__  # type: ignore[attr-defined]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# Built once: SQLAlchemy then finds each compiled in its cache at once, and only the
+# parameters change from one call to the next.
+_USER_BY_ID = sa_select(USERS).where(USERS.c.id == bindparam("key"))
+_CUSTOMER_ACCOUNT = sa_select(ACCOUNTS).where(
+    ACCOUNTS.c.id == bindparam("key"), ACCOUNTS.c.kind == CUSTOMER
+)
+_LOCK_ONE = _CUSTOMER_ACCOUNT.with_for_update()
+_LOCK_MANY = (
+    sa_select(ACCOUNTS)
+    .where(ACCOUNTS.c.id.in_(bindparam("keys", expanding=True)), ACCOUNTS.c.kind == CUSTOMER)
+    .order_by(ACCOUNTS.c.id)
+    .with_for_update()
+)
+_SAVE_ACCOUNT = (
+    update(ACCOUNTS)
+    .where(ACCOUNTS.c.id == bindparam("key"))
+    .values(
+        name=bindparam("new_name"),
+        status=bindparam("new_status"),
+        balance=bindparam("new_balance"),
+    )
+)
+_FUNDING_ID = sa_select(ACCOUNTS.c.id).where(ACCOUNTS.c.funding_currency == bindparam("currency"))
+_REQUEST_BY_KEY = sa_select(TRANSACTIONS).where(
+    TRANSACTIONS.c.actor_id == bindparam("actor"),
+    TRANSACTIONS.c.idempotency_key == bindparam("key"),
+)
+_RECORD_TRANSACTION = insert(TRANSACTIONS).returning(TRANSACTIONS.c.id)
+
+
+_ENTRY_COLUMNS = ("transaction_id", "account_id", "amount", "balance_after", "created_at")
+
+
+@functools.lru_cache(maxsize=16)
+def _entry_rows(count: int) -> Executable:
+    """One INSERT of `count` entries (a transaction has two): one statement, not a batch of
+    them, built once for each count."""
+    rows: list[dict[str, Any]] = [
+        {name: bindparam(f"{name}_{n}") for name in _ENTRY_COLUMNS} for n in range(count)
+    ]
+    return insert(ENTRIES).values(rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _entry_pages(accounts: int, after: bool) -> Executable:
+    """The statement of entries() for so many accounts, built once for each count: the
+    account keys, the page size and the cursor are its parameters."""
+    pages = []
+    for n in range(accounts):
+        one = sa_select(ENTRIES.c.id).where(ENTRIES.c.account_id == bindparam(f"account_{n}"))
+        if after:
+            one = one.where(ENTRIES.c.id < bindparam("after"))
+        limited = one.order_by(ENTRIES.c.id.desc()).limit(bindparam("limit")).subquery()
+        pages.append(sa_select(limited))
+    wanted = union_all(*pages).subquery()
+    return (
+        sa_select(ENTRIES, ACCOUNTS.c.currency)
+        .join(wanted, wanted.c.id == ENTRIES.c.id)
+        .join(ACCOUNTS, ACCOUNTS.c.id == ENTRIES.c.account_id)
+        .where(ACCOUNTS.c.kind == CUSTOMER)
+        .order_by(ENTRIES.c.id.desc())
+    )
+
+
+async def _core(
+    session: AsyncSession,
+    statement: Executable,
+    params: dict[str, Any] | list[dict[str, Any]] | None = None,
+) -> Result[Any]:
+    """Run a Core statement on the session's transaction."""
+    return await session.exec(statement, params=params)  # type: ignore[call-overload,no-any-return]
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -91,7 +185,7 @@ class SqlUserRepository:
         return to_user(row)
 
     async def get(self, user_id: UserId) -> User | None:
-        row = await self._session.get(UserRow, user_id)
+        row = (await _core(self._session, _USER_BY_ID, {"key": user_id})).first()
         return to_user(row) if row is not None else None
 
     async def get_many(self, user_ids: Sequence[UserId]) -> list[User]:
@@ -296,36 +390,36 @@ class SqlAccountRepository:
         return to_account(row)
 
     async def get(self, account_id: AccountId) -> Account | None:
-        row = await self._session.get(AccountRow, account_id)
-        return to_account(row) if row is not None and row.kind == CUSTOMER else None
+        row = (await _core(self._session, _CUSTOMER_ACCOUNT, {"key": account_id})).first()
+        return to_account(row) if row is not None else None
 
     async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
-        query = select(AccountRow).where(
-            col(AccountRow.id).in_(set(account_ids)), AccountRow.kind == CUSTOMER
+        query = sa_select(ACCOUNTS).where(
+            ACCOUNTS.c.id.in_(set(account_ids)), ACCOUNTS.c.kind == CUSTOMER
         )
-        return [to_account(row) for row in (await self._session.exec(query)).all()]
+        return [to_account(row) for row in (await _core(self._session, query)).all()]
 
     async def lock(self, account_ids: Sequence[AccountId]) -> dict[AccountId, Account]:
-        query = (
-            select(AccountRow)
-            .where(col(AccountRow.id).in_(sorted(set(account_ids))), AccountRow.kind == CUSTOMER)
-            .order_by(col(AccountRow.id))
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        rows = (await self._session.exec(query)).all()
+        keys = sorted(set(account_ids))
+        if not keys:
+            return {}
+        # One key is the usual case (a deposit, a rename): an equality, not a one-item list.
+        if len(keys) == 1:
+            rows = (await _core(self._session, _LOCK_ONE, {"key": keys[0]})).all()
+        else:
+            rows = (await _core(self._session, _LOCK_MANY, {"keys": keys})).all()
         return {account.id: account for account in map(to_account, rows)}
 
     async def funding(self, currency: Currency) -> FundingAccount:
         # No FOR UPDATE: the row is never written after it is made, so deposits and
         # withdrawals in one currency do not queue on it.
-        query = select(col(AccountRow.id)).where(AccountRow.funding_currency == currency.code)
-        key = (await self._session.exec(query)).first()
+        params = {"currency": currency.code}
+        key = (await _core(self._session, _FUNDING_ID, params)).scalar()
         if key is None:
             # The first movement in a currency creates its funding account; if another one
             # does so at the same moment, the unique currency makes this insert a no-op.
             await self._create_funding(currency)
-            key = (await self._session.exec(query)).one()
+            key = (await _core(self._session, _FUNDING_ID, params)).scalar_one()
         if key is None:  # never, for a primary key; said for the type checker
             raise LookupError(f"no funding account for {currency}")
         return FundingAccount(AccountId(key), currency)
@@ -344,16 +438,21 @@ class SqlAccountRepository:
         await self._session.exec(insert(AccountRow).values(**values).on_conflict_do_nothing())
 
     async def save(self, account: Account) -> None:
-        row = await self._session.get(AccountRow, account.id)
-        if row is None:
-            raise LookupError(f"account {account.id} is not stored")
-        row.name = account.name
-        row.status = account.status.value
-        row.balance = account.balance.minor_units
+        # The session may hold a row of this account from add(): flush it first, so that
+        # this UPDATE comes after its INSERT.
         await self._session.flush()
+        values = {
+            "key": account.id,
+            "new_name": account.name,
+            "new_status": account.status.value,
+            "new_balance": account.balance.minor_units,
+        }
+        result = await self._session.exec(_SAVE_ACCOUNT, params=values)
+        if result.rowcount != 1:
+            raise LookupError(f"account {account.id} is not stored")
 
     def _customer_accounts(self, owner_id: UserId | None, status: AccountStatus | None) -> Any:
-        return select(AccountRow).where(*_customer(owner_id, status))
+        return sa_select(ACCOUNTS).where(*_customer(owner_id, status))
 
     async def list_by_owners(
         self, owner_ids: Sequence[UserId], *, status: AccountStatus | None, page: PageRequest
@@ -370,12 +469,10 @@ class SqlAccountRepository:
             pages.append(sa_select(limited))
         wanted = union_all(*pages).subquery()
         query = (
-            select(AccountRow)
-            .join(wanted, wanted.c.id == col(AccountRow.id))
-            .order_by(col(AccountRow.id))
+            sa_select(ACCOUNTS).join(wanted, wanted.c.id == ACCOUNTS.c.id).order_by(ACCOUNTS.c.id)
         )
         found: dict[UserId, list[Account]] = {owner_id: [] for owner_id in owner_ids}
-        for account in map(to_account, (await self._session.exec(query)).all()):
+        for account in map(to_account, (await _core(self._session, query)).all()):
             found[account.owner_id].append(account)
         return found
 
@@ -395,9 +492,9 @@ class SqlAccountRepository:
     ) -> list[Account]:
         query = self._customer_accounts(owner_id, status)
         if page.after is not None:
-            query = query.where(col(AccountRow.id) > page.after)
-        query = query.order_by(col(AccountRow.id)).limit(page.first + 1)
-        return [to_account(row) for row in (await self._session.exec(query)).all()]
+            query = query.where(ACCOUNTS.c.id > page.after)
+        query = query.order_by(ACCOUNTS.c.id).limit(page.first + 1)
+        return [to_account(row) for row in (await _core(self._session, query)).all()]
 
     async def count(self, *, owner_id: UserId | None, status: AccountStatus | None) -> int:
         query = self._customer_accounts(owner_id, status).subquery()
@@ -410,37 +507,46 @@ class SqlTransactionRepository:
         self._session = session
 
     async def record(self, new: NewTransaction) -> Transaction:
+        """Two statements: the transaction, which returns its id, then all its entries."""
         now = _now()
-        row = TransactionRow(
-            kind=new.kind.value,
-            amount=new.amount.minor_units,
-            currency=new.amount.currency.code,
+        values = {
+            "kind": new.kind.value,
+            "amount": new.amount.minor_units,
+            "currency": new.amount.currency.code,
+            "source_account_id": new.source_account_id,
+            "destination_account_id": new.destination_account_id,
+            "description": new.description,
+            "actor_id": new.actor_id,
+            "idempotency_key": new.idempotency.key if new.idempotency else None,
+            "request_hash": new.idempotency.request_hash if new.idempotency else None,
+            "created_at": now,
+            "hold_id": new.hold_id,
+            "reverses_id": new.reverses_id,
+        }
+        key = (await _core(self._session, _RECORD_TRANSACTION, values)).scalar_one()
+        transaction = Transaction(
+            id=TransactionId(key),
+            kind=new.kind,
+            amount=new.amount,
             source_account_id=new.source_account_id,
             destination_account_id=new.destination_account_id,
             description=new.description,
             actor_id=new.actor_id,
-            idempotency_key=new.idempotency.key if new.idempotency else None,
-            request_hash=new.idempotency.request_hash if new.idempotency else None,
             created_at=now,
             hold_id=new.hold_id,
             reverses_id=new.reverses_id,
         )
-        self._session.add(row)
-        await self._session.flush()
-        transaction = to_transaction(row)
-        self._session.add_all(
-            EntryRow(
-                transaction_id=transaction.id,
-                account_id=entry.account_id,
-                amount=entry.amount.minor_units,
-                balance_after=(
-                    entry.balance_after.minor_units if entry.balance_after is not None else None
-                ),
-                created_at=now,
-            )
-            for entry in new.entries
-        )
-        await self._session.flush()
+        params: dict[str, Any] = {}
+        for n, entry in enumerate(new.entries):
+            after = entry.balance_after
+            params |= {
+                f"transaction_id_{n}": transaction.id,
+                f"account_id_{n}": entry.account_id,
+                f"amount_{n}": entry.amount.minor_units,
+                f"balance_after_{n}": after.minor_units if after is not None else None,
+                f"created_at_{n}": now,
+            }
+        await _core(self._session, _entry_rows(len(new.entries)), params)
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:
@@ -448,10 +554,8 @@ class SqlTransactionRepository:
         return to_transaction(row) if row is not None else None
 
     async def find_request(self, actor_id: UserId, key: str) -> RecordedRequest | None:
-        query = select(TransactionRow).where(
-            TransactionRow.actor_id == actor_id, TransactionRow.idempotency_key == key
-        )
-        row = (await self._session.exec(query)).first()
+        params = {"actor": actor_id, "key": key}
+        row = (await _core(self._session, _REQUEST_BY_KEY, params)).first()
         if row is None or row.request_hash is None:
             return None
         return RecordedRequest(to_transaction(row), row.request_hash)
@@ -462,24 +566,15 @@ class SqlTransactionRepository:
         """Each account's page in one statement: a keyset LIMIT query per account, UNION ALL."""
         if not account_ids:
             return {}
-        pages = []
-        for account_id in sorted(set(account_ids)):
-            one = select(col(EntryRow.id)).where(EntryRow.account_id == account_id)
-            if page.after is not None:
-                one = one.where(col(EntryRow.id) < page.after)
-            limited = one.order_by(col(EntryRow.id).desc()).limit(page.first + 1).subquery()
-            pages.append(sa_select(limited))
-        wanted = union_all(*pages).subquery()
-        query = (
-            select(EntryRow, AccountRow.currency)
-            .join(wanted, wanted.c.id == col(EntryRow.id))
-            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
-            .where(AccountRow.kind == CUSTOMER)
-            .order_by(col(EntryRow.id).desc())
-        )
+        keys = sorted(set(account_ids))
+        query = _entry_pages(len(keys), page.after is not None)
+        params: dict[str, Any] = {f"account_{n}": key for n, key in enumerate(keys)}
+        params["limit"] = page.first + 1
+        if page.after is not None:
+            params["after"] = page.after
         found: dict[AccountId, list[Entry]] = {account_id: [] for account_id in account_ids}
-        for row, code in (await self._session.exec(query)).all():
-            found[AccountId(row.account_id)].append(to_entry(row, code))
+        for row in (await _core(self._session, query, params)).all():
+            found[AccountId(row.account_id)].append(to_entry(row, row.currency))
         return found
 
     async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:

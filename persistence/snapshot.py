@@ -36,6 +36,8 @@ class ReadSnapshot:
         self._holder: asyncio.Task[Any] | None = None
         self._session: AsyncSession | None = None
         self._ended = False
+        # A read that failed or was cancelled may have left the transaction unusable.
+        self._spoilt = False
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         if read_only:
@@ -49,15 +51,19 @@ class ReadSnapshot:
         self._ended = True
         holder = self._holder
         if holder is not None and holder is not asyncio.current_task():
+            self._spoilt = True
             holder.cancel()
         await self.close()
 
     async def close(self) -> None:
+        """End the read transaction. One that only read ends with COMMIT, which undoes
+        nothing but keeps what the connection prepared (the driver forgets its prepared
+        statements on ROLLBACK); one whose read failed is rolled back."""
         async with self._turn:
             session, self._session = self._session, None
+            spoilt, self._spoilt = self._spoilt, False
             if session is not None:
-                await session.rollback()
-                await session.close()
+                await _end_reading(session, spoilt)
 
     async def take_turn(self) -> AsyncSession:
         """The snapshot's session, for this task alone until it calls end_turn()."""
@@ -83,6 +89,20 @@ class ReadSnapshot:
         self._holder = None
         self._turn.release()
 
+    def spoil(self) -> None:
+        """The transaction may be unusable: roll it back rather than commit it."""
+        self._spoilt = True
+
+
+async def _end_reading(session: AsyncSession, spoilt: bool) -> None:
+    try:
+        if spoilt:
+            await session.rollback()
+        else:
+            await session.commit()
+    finally:
+        await session.close()
+
 
 class _SnapshotRead(SqlRepositories):
     def __init__(self, snapshot: ReadSnapshot) -> None:
@@ -93,6 +113,8 @@ class _SnapshotRead(SqlRepositories):
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
+        if error is not None:
+            self._snapshot.spoil()
         self._snapshot.end_turn()
         if error is not None:
             # A failed statement may have spoilt the transaction: the next read starts anew.

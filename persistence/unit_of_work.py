@@ -103,8 +103,15 @@ class SqlUnitOfWork(SqlRepositories):
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
         session, self._session = self._session, None
         if session is not None:
-            await session.rollback()
-            await session.close()
+            try:
+                if self._read_only and error is None:
+                    # Nothing to undo: COMMIT keeps the connection's prepared statements,
+                    # which the driver forgets on ROLLBACK.
+                    await session.commit()
+                else:
+                    await session.rollback()
+            finally:
+                await session.close()
         # Flush and commit both happen inside the block, so this one place names every
         # database failure the use cases handle.
         raise_translated(error)

@@ -38,14 +38,16 @@ async def with_reserved(uow: UnitOfWork, now: datetime, *accounts: Account) -> N
 
 
 async def movable_or_raise(
-    uow: UnitOfWork, actor: Actor, account_id: AccountId, now: datetime
+    uow: UnitOfWork, actor: Actor, account_id: AccountId, now: datetime, *, spends: bool = True
 ) -> Account:
     """The account locked for change, when the actor may move its money, with what its
-    holds reserve at `now`."""
+    holds reserve at `now` when the change `spends` from it (money coming in needs no look
+    at the holds)."""
     account = (await uow.accounts.lock([account_id])).get(account_id)
     if account is None or not actor.can_move(account):
         raise AccountNotFound(account_id)
-    await with_reserved(uow, now, account)
+    if spends:
+        await with_reserved(uow, now, account)
     return account
 
 

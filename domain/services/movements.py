@@ -177,7 +177,13 @@ class MovementService:
 
         async def plan(uow: UnitOfWork) -> tuple[NewTransaction, tuple[Account, ...]]:
             self._limits.check_movement(request.amount)
-            account = await movable_or_raise(uow, request.actor, account_id, self._clock())
+            account = await movable_or_raise(
+                uow,
+                request.actor,
+                account_id,
+                self._clock(),
+                spends=request.kind is not TransactionKind.DEPOSIT,
+            )
             funding = await uow.accounts.funding(account.currency)
             debit, credit = (
                 (funding, account)
@@ -276,14 +282,25 @@ class MovementService:
             transaction = await uow.transactions.record(new)
             for account in changed:
                 await uow.accounts.save(account)
-            movement = await movement_of(uow, actor, transaction)
+            # The accounts it changed are locked and in hand, as saved: no need to read them.
+            movement = await movement_of(uow, actor, transaction, changed)
             await uow.commit()
             return movement
 
 
-async def movement_of(uow: UnitOfWork, actor: Actor, transaction: Transaction) -> Movement:
+async def movement_of(
+    uow: UnitOfWork,
+    actor: Actor,
+    transaction: Transaction,
+    known: tuple[Account, ...] = (),
+) -> Movement:
+    """The movement as the actor may see it; accounts not among `known` are read."""
+    in_hand = {account.id: account for account in known}
+
     async def visible(account_id: AccountId | None) -> Account | None:
-        account = await uow.accounts.get(account_id) if account_id is not None else None
+        if account_id is None:
+            return None
+        account = in_hand.get(account_id) or await uow.accounts.get(account_id)
         return account if account is not None and actor.can_read(account) else None
 
     return Movement(

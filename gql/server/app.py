@@ -307,6 +307,15 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         key = settings.signing_key()
     except ConfigurationError as problem:
         problems.append(str(problem))
+    if (
+        not settings.database_url.startswith("sqlite")
+        and settings.subscription_connections >= settings.db_pool_size
+    ):
+        problems.append(
+            f"BANKQL_SUBSCRIPTION_CONNECTIONS ({settings.subscription_connections}) must be "
+            f"less than BANKQL_DB_POOL_SIZE ({settings.db_pool_size}), or subscriptions could "
+            "hold every connection requests need."
+        )
     if problems:
         raise ConfigurationError(" ".join(problems))
     tokens = TokenCodec(
@@ -315,7 +324,12 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         timedelta(seconds=settings.refresh_token_ttl_seconds),
     )
     # No statement outlives the request that runs it; see gql/server/deadline.py.
-    engine = make_engine(settings.database_url, statement_timeout_s=settings.request_timeout_s)
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout_s=settings.request_timeout_s,
+        pool_size=settings.db_pool_size,
+        prepared_statements=settings.prepared_statements,
+    )
     getter = context_getter or make_context_getter(
         make_session_factory(engine),
         tokens,

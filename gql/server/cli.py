@@ -12,13 +12,14 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from domain.errors import DomainError
 from domain.model import Role
 from domain.services import UserService
 from gql.server.logs import configure_logging
 from gql.server.preflight import check_database_url
-from gql.server.settings import ConfigurationError, Settings, load_settings
+from gql.server.settings import MAX_WORKERS, ConfigurationError, Settings, load_settings
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import upgrade
 
@@ -62,7 +63,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(settings: Settings, *, port: int | None = None, reload: bool = False) -> None:
-    """Check the settings, apply pending migrations, then serve GraphQL until stopped."""
+    """Check the settings, apply pending migrations, then serve GraphQL until stopped.
+
+    More than one worker: that many server processes share the one listening socket, each
+    with its own app, pool and limits, started again if one dies."""
     import uvicorn
 
     from gql.server.app import create_app
@@ -73,24 +77,40 @@ def serve(settings: Settings, *, port: int | None = None, reload: bool = False) 
     if reload:
         serve_reloading(settings)
         return
+    workers = settings.worker_count
     listener = listening_socket(settings.host, settings.port if port is None else port)
     host, bound_port = listener.getsockname()[:2]
-    logger.info("serving GraphQL on http://%s:%d/graphql", host, bound_port)
+    logger.info(
+        "serving GraphQL on http://%s:%d/graphql with %d process%s",
+        host,
+        bound_port,
+        workers,
+        "" if workers == 1 else "es",
+    )
     # Our JSON logging stays in charge; each request is logged once, by our middleware.
     # On SIGTERM uvicorn stops accepting and lets in-flight requests finish before exiting.
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        server_header=False,
+    options: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
         # A WebSocket message is held to the same size as a request body.
-        ws_max_size=settings.max_body_bytes,
+        "ws_max_size": settings.max_body_bytes,
         # Request heads within the receive timeout; at most so many connections at once,
         # a request on any more gets 503.
-        http=bounded_protocol(settings.receive_timeout_s),
-        limit_concurrency=max_concurrency(settings.max_connections),
+        "http": bounded_protocol(settings.receive_timeout_s),
+        "limit_concurrency": max_concurrency(settings.max_connections),
+    }
+    if workers == 1:
+        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[listener])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    # Each worker is a new interpreter that builds its app from the same environment (the
+    # settings were checked above, and the socket is already bound).
+    config = uvicorn.Config(
+        "gql.server.app:app_from_environment", factory=True, workers=workers, **options
     )
-    uvicorn.Server(config).run(sockets=[listener])
+    Multiprocess(config, sockets=[listener]).run()
 
 
 def serve_reloading(settings: Settings) -> None:
@@ -188,6 +208,12 @@ def parser() -> argparse.ArgumentParser:
         "--port", type=int, help="port to listen on, 0 for a free one (default: BANKQL_PORT)"
     )
     serve_parser.add_argument(
+        "--workers",
+        metavar="N",
+        help="server processes, 1 to 256 (default: BANKQL_WORKERS, else one per CPU in "
+        "production and one in development)",
+    )
+    serve_parser.add_argument(
         "--reload", action="store_true", help="development: restart when the code changes"
     )
     command("migrate", "upgrade the database (BANKQL_DATABASE_URL) to the newest schema")
@@ -211,7 +237,12 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, object]:
             f"--port: {args.port} is not a port number (1 to {MAX_PORT}, or 0 for a free one)"
         )
     overrides: dict[str, object] = {"host": args.host} if args.host else {}
+    if args.workers is not None:
+        overrides["workers"] = _workers(args.workers)
     if args.reload:
+        if overrides.get("workers", 1) != 1:
+            raise ConfigurationError("--workers: --reload runs one process; leave --workers out")
+        overrides["workers"] = 1
         if args.port == 0:
             raise ConfigurationError("--port 0 cannot be used with --reload")
         # The reloading process reads its settings again, from the environment.
@@ -220,6 +251,16 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, object]:
             os.environ["BANKQL_PORT"] = str(args.port)
             overrides["port"] = args.port
     return overrides
+
+
+def _workers(given: str) -> int:
+    """--workers, checked as BANKQL_WORKERS is."""
+    count = int(given) if given.strip().isdigit() else 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise ConfigurationError(
+            f"--workers: {given!r} is not a number of server processes (1 to {MAX_WORKERS})"
+        )
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> None:

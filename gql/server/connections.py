@@ -4,13 +4,15 @@ process serves a bounded number of connections, WebSocket ones included.
 The HTTP server reads a request's headers before the app sees anything and has no time
 limit of its own for them, so a client sending them a byte at a time would hold its
 connection for ever. A connection that has not sent a whole request head within the receive
-timeout, whether it is new or between two requests, is closed.
+timeout, whether it is new or between two requests, is closed. The bound is kept on both
+parsers uvicorn offers: httptools, which serves when installed, and h11.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -25,13 +27,109 @@ def max_concurrency(max_connections: int) -> int:
     return max_connections + 1
 
 
-def bounded_protocol(receive_timeout_s: float) -> type[asyncio.Protocol]:
+def bounded_protocol(
+    receive_timeout_s: float, *, parser: str = "httptools"
+) -> type[asyncio.Protocol]:
     """The HTTP/1.1 protocol with a time limit on request heads and the connection cap
-    applied to WebSocket upgrades as well."""
+    applied to WebSocket upgrades as well; it can be sent to worker processes.
 
-    class BoundedH11Protocol(H11Protocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+    It parses with httptools (C, the faster one) when that is installed, else with h11."""
+    chosen: type[asyncio.Protocol] = BoundedH11Protocol
+    if parser == "httptools" and BoundedHttpToolsProtocol is not None:
+        chosen = BoundedHttpToolsProtocol
+    made = functools.partial(cast("Any", chosen), receive_timeout_s=receive_timeout_s)
+    # The server calls it as it would the class.
+    return cast("type[asyncio.Protocol]", made)
+
+
+SERVICE_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 19\r\n"
+    b"connection: close\r\n\r\n"
+    b"Service Unavailable"
+)
+
+
+class BoundedH11Protocol(H11Protocol):
+    """HTTP/1.1 that closes a connection whose request head takes longer than the receive
+    timeout, and answers an upgrade past the connection cap with 503."""
+
+    def __init__(self, *args: Any, receive_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._receive_timeout_s = receive_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._head_arrived()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Waiting for the next request on a kept-alive connection: its head is timed too.
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._await_head()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) >= limit:
+            self.logger.warning("Exceeded concurrency limit.")
+            self._refuse_upgrade()
+            return
+        super().handle_websocket_upgrade(event)
+
+    def _refuse_upgrade(self) -> None:
+        body = b"Service Unavailable"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+    def _await_head(self) -> None:
+        self._head_arrived()
+        self._head_timer = self.loop.call_later(self._receive_timeout_s, self._head_too_slow)
+
+    def _head_arrived(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is not installed: h11 serves
+    BoundedHttpToolsProtocol: type[asyncio.Protocol] | None = None
+else:
+
+    class _BoundedHttpTools(HttpToolsProtocol):
+        """The same bounds as BoundedH11Protocol, on the httptools parser: a head must
+        arrive within the receive timeout, and an upgrade past the cap gets 503."""
+
+        def __init__(self, *args: Any, receive_timeout_s: float, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self._receive_timeout_s = receive_timeout_s
             self._head_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -42,43 +140,32 @@ def bounded_protocol(receive_timeout_s: float) -> type[asyncio.Protocol]:
             self._head_arrived()
             super().connection_lost(exc)
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self._head_arrived()
+        def on_headers_complete(self) -> None:
+            self._head_arrived()
+            super().on_headers_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            # Waiting for the next request on a kept-alive connection: its head is timed too.
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            # Waiting for the next request on a kept-alive connection: its head is timed
+            # too, unless a pipelined request is already being answered.
+            if self._between_requests() and not self.transport.is_closing():
                 self._await_head()
 
-        def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        def handle_websocket_upgrade(self) -> None:
             limit = self.limit_concurrency
             if limit is not None and len(self.connections) >= limit:
                 self.logger.warning("Exceeded concurrency limit.")
-                self._refuse_upgrade()
+                self.transport.write(SERVICE_UNAVAILABLE)
+                self.transport.close()
                 return
-            super().handle_websocket_upgrade(event)
+            super().handle_websocket_upgrade()
 
-        def _refuse_upgrade(self) -> None:
-            body = b"Service Unavailable"
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ]
-            for event in (
-                h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable"),
-                h11.Data(data=body),
-                h11.EndOfMessage(),
-            ):
-                self.transport.write(self.conn.send(event))
-            self.transport.close()
+        def _between_requests(self) -> bool:
+            return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
 
         def _await_head(self) -> None:
             self._head_arrived()
-            self._head_timer = self.loop.call_later(receive_timeout_s, self._head_too_slow)
+            self._head_timer = self.loop.call_later(self._receive_timeout_s, self._head_too_slow)
 
         def _head_arrived(self) -> None:
             if self._head_timer is not None:
@@ -87,7 +174,7 @@ def bounded_protocol(receive_timeout_s: float) -> type[asyncio.Protocol]:
 
         def _head_too_slow(self) -> None:
             self._head_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self._between_requests() and not self.transport.is_closing():
                 self.transport.close()
 
-    return BoundedH11Protocol
+    BoundedHttpToolsProtocol = _BoundedHttpTools

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.money import MAX_MINOR_UNITS
+from persistence.database import DEFAULT_POOL_SIZE
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./bankql.db"
 MIN_SECRET_KEY_LENGTH = 32
@@ -20,6 +21,7 @@ MIB = 1024 * 1024
 DEFAULT_SUBSCRIPTION_POLL_MS = 250
 DEFAULT_SUBSCRIPTION_CONNECTIONS = 4
 DEFAULT_MAX_QUERY_COST = 5000
+MAX_WORKERS = 256
 
 logger = logging.getLogger("bankql")
 
@@ -76,9 +78,15 @@ class Settings(BaseSettings):
     # subscriptions one WebSocket connection may hold at once.
     subscription_poll_ms: int = Field(default=DEFAULT_SUBSCRIPTION_POLL_MS, ge=10, le=60_000)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
-    # Most database connections the subscriptions of one process hold at once, of the pool's
-    # 15: the rest stay free for requests however many streams start together.
+    # Most database connections the subscriptions of one process hold at once, of its pool:
+    # the rest stay free for requests however many streams start together.
     subscription_connections: int = Field(default=DEFAULT_SUBSCRIPTION_CONNECTIONS, ge=1, le=15)
+    # Server processes `bankql serve` starts (unset: one per CPU in production, one in
+    # development); the PostgreSQL connections each keeps open, all told, never more; and
+    # whether repeated statements are prepared (off behind a pooler in transaction mode).
+    workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
+    db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=2, le=1000)
+    prepared_statements: bool = True
     # The largest single movement and the largest balance of a customer account, in whole
     # units of the currency moved (1000 is 1000.00 EUR or 1000 JPY); unset, only 64 bits of
     # minor units bound them.
@@ -130,6 +138,17 @@ class Settings(BaseSettings):
     def hash_concurrency(self) -> int:
         """Half the CPUs unless set: a storm of sign-ins leaves the other half to everyone else."""
         return self.max_concurrent_hashes or max(1, (os.cpu_count() or 1) // 2)
+
+    @property
+    def worker_count(self) -> int:
+        """Server processes: as set, else one per CPU in production and one in development."""
+        if self.workers is not None:
+            return self.workers
+        if self.development:
+            return 1
+        # The CPUs this process may run on, which a container's cpuset narrows.
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return max(1, len(usable) if usable else os.cpu_count() or 1)
 
     @property
     def introspection_enabled(self) -> bool:

@@ -1,8 +1,11 @@
 """The benchmark scripts still run; their figures are for people, so only their shape is read."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.databases import postgres_admin_url
 
@@ -57,3 +60,29 @@ def test_the_statement_benchmark_prints_statement_counts_and_the_export_memory()
     output = run("-m", "benchmarks.statements", "--lines", "300", "--sqlite")
     assert "balanceAt: the same" in output and "one-month statement: the same" in output, output
     assert "CSV of 300 lines" in output and "growth" in output, output
+
+
+def test_the_throughput_benchmark_prints_its_table_and_the_goals_ratios():
+    if shutil.which("wrk") is None or shutil.which("pgbench") is None:
+        pytest.skip("the throughput benchmark drives wrk and pgbench, which are not installed")
+    postgres_admin_url()  # its database is made on that server; skipped without one
+    output = run(
+        "-m",
+        "benchmarks.throughput",
+        "--seconds",
+        "1",
+        "--workloads",
+        "read,transfer",
+        "--no-postgraphile",
+    )
+    rows = {
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
+        for line in output.splitlines()
+        if line.startswith("| ")
+    }
+    for workload in ("read", "transfer"):
+        for processes in ("1", "2"):
+            line = rows[workload, processes]
+            assert line.rstrip().endswith("| 0 |"), line  # every answer was the expected one
+    assert "| transfer, 2 processes, at least 0.5x pgbench TPS | " in output
+    assert any(name.startswith("pgbench TPC-B-like") for name, _ in rows)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +269,67 @@ def test_the_app_factory_reads_its_settings_from_the_environment(monkeypatch, tm
     monkeypatch.setenv("BANKQL_SECRET_KEY", "a-secret-key-of-at-least-32-characters!")
     app = app_from_environment()
     assert app.state.engine.url.database == str(tmp_path / "x.db")
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_workers_serve_one_port_from_that_many_processes(tmp_path):
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    process = subprocess.Popen(
+        [*BANKQL, "serve", "--port", "0", "--workers", "2"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = serving_line(process)["message"]
+        assert line.endswith("/graphql with 2 processes")
+        port = int(line.split(":")[2].split("/")[0])
+        answered = 0
+        deadline = 60
+        while answered < 20 and deadline:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/graphql",
+                    json={"query": "{ viewer { email } }"},
+                    timeout=10,
+                )
+                assert answer.json()["data"] == {"viewer": None}
+                answered += 1
+            except httpx.TransportError:
+                deadline -= 1
+                time.sleep(0.5)
+        assert answered == 20
+        workers = [
+            child
+            for child in children_of(process.pid)
+            if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes()
+            and b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 2
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "two", "257"])
+def test_a_bad_number_of_workers_is_one_line(tmp_path, given):
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    refused = run("serve", "--port", str(free_port()), "--workers", given, env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"bankql cannot start: --workers: {given!r} is not a number of server processes (1 to 256)"
+    ]
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_reload_runs_one_process(tmp_path):
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    refused = run("serve", "--reload", "--workers", "2", env=env)
+    assert refused.returncode == 2
+    assert "--workers: --reload runs one process" in refused.stderr

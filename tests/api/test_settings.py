@@ -209,3 +209,22 @@ async def test_env_example_starts_as_it_is_copied(tmp_path, monkeypatch):
     assert settings.development
     app = create_app(settings)  # raises ConfigurationError for anything it cannot start with
     await app.state.engine.dispose()
+
+
+def test_a_pool_too_small_for_the_subscriptions_share_is_refused():
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(production(db_pool_size=4, subscription_connections=4))
+    assert str(refused.value) == (
+        "BANKQL_SUBSCRIPTION_CONNECTIONS (4) must be less than BANKQL_DB_POOL_SIZE (4), or "
+        "subscriptions could hold every connection requests need."
+    )
+    app = create_app(production(db_pool_size=5, subscription_connections=4))
+    assert app.state.engine.pool.size() == 5
+
+
+@pytest.mark.parametrize("name", ["BANKQL_WORKERS", "BANKQL_DB_POOL_SIZE"])
+def test_pool_and_worker_counts_out_of_range_are_one_clear_line(monkeypatch, name):
+    monkeypatch.setenv(name, "0")
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(f"{name}: ")
