@@ -32,7 +32,9 @@ DEFAULT_REFRESH_TTL = timedelta(days=30)
 RETENTION = timedelta(days=7)
 USER_AGENT_MAX = 200
 REFRESH_TOKEN_BYTES = 32
-# No token this server issues is longer; anything longer is refused unread.
+# No token this server issues is longer, or other than ASCII (URL-safe base64); anything
+# else is refused unread (JSON may even carry half of a surrogate pair, which UTF-8 cannot
+# encode for the digest).
 REFRESH_TOKEN_MAX = 100
 
 
@@ -110,7 +112,11 @@ class SessionService:
         InvalidRefreshToken for a token that is unknown, lapsed, of an ended session, or
         already traded; the last also ends its session.
         """
-        if not refresh_token or len(refresh_token) > REFRESH_TOKEN_MAX:
+        if (
+            not refresh_token
+            or len(refresh_token) > REFRESH_TOKEN_MAX
+            or not refresh_token.isascii()
+        ):
             raise InvalidRefreshToken()
         return await retrying(lambda: self._refresh(digest(refresh_token)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -173,6 +174,20 @@ async def test_unknown_refresh_tokens_are_refused(client, token):
     device = await register(client, "alice@example.com")
     assert (await device.refresh(token or " "))["__typename"] == "InvalidRefreshToken"
     assert await device.signed_in()
+
+
+@pytest.mark.parametrize("token", ["\ud800", "half of a pair \udfff", "é" * 43, "\u0000"])
+async def test_refresh_tokens_that_no_server_issues_are_refused_not_failed_on(client, token):
+    # JSON may carry half of a surrogate pair, which UTF-8 cannot encode (nor hash).
+    device = await register(client, "alice@example.com")
+    body = json.dumps({"query": REFRESH, "variables": {"input": {"refreshToken": token}}})
+    response = await client.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["refreshSession"]["__typename"] == "InvalidRefreshToken"
+    assert await device.signed_in()
+    assert (await device.refresh())["__typename"] == "AuthPayload"
 
 
 async def test_simultaneous_refreshes_with_one_token_never_leave_two_live_pairs(client):
