@@ -106,6 +106,10 @@ class UserRepository(Protocol):
         ...
 
     async def set_password(self, user_id: UserId, password_hash: str) -> None: ...
+    async def lock_password(self, user_id: UserId) -> str | None:
+        """The user's password hash, the user locked until the unit of work ends: a
+        password change waits for the unit of work, or the unit of work for the change."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

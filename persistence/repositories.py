@@ -81,6 +81,12 @@ class SqlUserRepository:
             update(UserRow).where(col(UserRow.id) == user_id).values(password_hash=password_hash)
         )
 
+    async def lock_password(self, user_id: UserId) -> str | None:
+        # FOR UPDATE on PostgreSQL; SQLite's writers already take turns (BEGIN IMMEDIATE).
+        query = select(UserRow.password_hash).where(col(UserRow.id) == user_id).with_for_update()
+        found: str | None = (await self._session.exec(query)).first()
+        return found
+
 
 def _live(now: datetime) -> list[Any]:
     return [col(SessionRow.ended_at).is_(None), col(SessionRow.expires_at) > now]

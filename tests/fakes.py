@@ -96,6 +96,9 @@ class FakeUserRepository:
     async def set_password(self, user_id: UserId, password_hash: str) -> None:
         self.store.passwords[user_id] = password_hash
 
+    async def lock_password(self, user_id: UserId) -> str | None:
+        return self.store.passwords.get(user_id)
+
 
 class FakeSessionRepository:
     def __init__(self, store: FakeStore) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +18,11 @@ from sqlalchemy import MetaData, select
 
 from gql.server.app import create_app
 from gql.server.logs import JsonFormatter, quiet_libraries
+from persistence.database import make_engine
+from persistence.passwords import PasswordHashing
 from tests.api.graphql import ACCOUNTS, GraphQLClient
 from tests.api.subscriber import Subscriber
+from tests.api.test_sign_in_limits import app_checking_with, served
 from tests.conftest import settings_for
 from tests.servers import Server, environment
 
@@ -489,3 +493,72 @@ async def everything_stored(app) -> str:
                 values.extend(str(value) for value in row)
     assert "sessions" in tables.tables
     return "\n".join(values)
+
+
+class OneCheckHeld:
+    """Real hashes, any number at once; the first password check after hold() waits there
+    until let_go(), as a check does on a busy server."""
+
+    def __init__(self, inner: PasswordHashing) -> None:
+        self.inner = inner
+        self.holding = False
+        self.held = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def let_go(self) -> None:
+        self.gate.set()
+
+    def turn(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
+
+    async def hash(self, password: str) -> str:
+        return await self.inner.hash(password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        if self.holding:
+            self.holding = False
+            self.held.set()
+            await self.gate.wait()
+        return await self.inner.verify(password_hash, password)
+
+
+@pytest.mark.parametrize("change_first", ["login", "changePassword"])
+async def test_a_password_checked_while_it_changes_opens_no_session(database_url, change_first):
+    """A sign-in, or another password change, that checked the old password while the owner
+    changed it must not come out with a live session: the change ends every session, also
+    one that a check already under way would open just after it."""
+    settings = settings_for(database_url)
+    hasher = OneCheckHeld(PasswordHashing(1, 64, 1))
+    engine = make_engine(database_url)
+    app = app_checking_with(hasher, settings, engine)
+    try:
+        async with served(app) as http:
+            owner = await register(http, "alice@example.com")
+            intruder = await login(http, "alice@example.com")
+            hasher.hold()
+            if change_first == "login":
+                late = asyncio.create_task(login_payload(http, "alice@example.com"))
+            else:
+                late = asyncio.create_task(
+                    intruder.gql.data(
+                        CHANGE,
+                        input={"currentPassword": PASSWORD, "newPassword": "the intruder's own"},
+                    )
+                )
+            await asyncio.wait_for(hasher.held.wait(), 30)
+            changed = await owner.gql.data(
+                CHANGE, input={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}
+            )
+            owner.take(changed["changePassword"])
+            hasher.let_go()
+            outcome = await late
+            payload = outcome if change_first == "login" else outcome["changePassword"]
+            assert payload["__typename"] == "InvalidCredentials", payload
+            assert not await intruder.signed_in()
+            assert await owner.signed_in()
+            assert (await login(http, "alice@example.com", NEW_PASSWORD)).token
+    finally:
+        await engine.dispose()
