@@ -140,6 +140,10 @@ class SessionRepository(Protocol):
         """The session a refresh token digest was retired from, if it was."""
         ...
 
+    async def forget_retired(self, session_id: SessionId, before: datetime) -> None:
+        """Delete the session's digests retired before this."""
+        ...
+
     async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
         """End one live session of the user (every one when session_id is None); how many ended."""
         ...

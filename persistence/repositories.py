@@ -149,6 +149,14 @@ class SqlSessionRepository:
         found = (await self._session.exec(query)).first()
         return SessionId(found) if found is not None else None
 
+    async def forget_retired(self, session_id: SessionId, before: datetime) -> None:
+        await self._session.exec(
+            delete(RetiredRefreshTokenRow).where(
+                col(RetiredRefreshTokenRow.session_id) == session_id,
+                col(RetiredRefreshTokenRow.retired_at) < before,
+            )
+        )
+
     async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
         conditions = [col(SessionRow.user_id) == user_id, *_live(now)]
         if session_id is not None:

@@ -137,6 +137,10 @@ class SessionService:
             user = await uow.users.get(session.user_id)
             if user is None:  # never: a session's user is never deleted
                 raise InvalidRefreshToken()
+            # A token retired a TTL ago had lapsed by then anyway (it was issued before it was
+            # retired): its digest goes, so that a session refreshed for months keeps only a
+            # TTL's worth, while every token that could still be live is known as reuse.
+            await uow.sessions.forget_retired(session.id, now - self.refresh_ttl)
             await uow.commit()
         return StartedSession(session, user, token)
 

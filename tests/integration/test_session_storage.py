@@ -89,3 +89,31 @@ async def test_every_sign_in_deletes_the_sessions_past_their_retention(uow_facto
     async with engine.connect() as connection:
         kept = set((await connection.execute(select(SessionRow.id))).scalars())
     assert kept == {new.session.id}
+
+
+async def test_a_live_session_keeps_its_retired_digests_only_while_they_could_be_live(
+    uow_factory, engine
+):
+    """A session refreshed for ever must not pile up digests for ever: a retired refresh
+    token lapsed one TTL after it was issued at the latest, so its digest goes then."""
+    clock = Clock()
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL, clock)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    started = await sessions.start(alice, user_agent=None)
+    tokens = [started.refresh_token]
+    for _ in range(5):  # a refresh every ten days, for fifty days
+        clock.now += timedelta(days=10)
+        tokens.append((await sessions.refresh(tokens[-1])).refresh_token)
+    # The first token was retired on day 10, more than a TTL ago: its digest is gone. The
+    # other four, retired on days 20 to 50, are kept.
+    assert await count(engine, RetiredRefreshTokenRow) == 4
+    # A digest still kept is still recognised as reuse, and ends the session.
+    try:
+        await sessions.refresh(tokens[2])  # retired on day 30
+    except InvalidRefreshToken:
+        pass
+    else:
+        raise AssertionError("a reused refresh token was traded")
+    actor = Actor(alice.id, Role.CUSTOMER)
+    assert await sessions.session(actor=actor, session_id=started.session.id) is None
