@@ -148,6 +148,10 @@ class SessionRepository(Protocol):
         """End one live session of the user (every one when session_id is None); how many ended."""
         ...
 
+    async def end_oldest(self, user_id: UserId, *, keep: int, now: datetime) -> None:
+        """End the user's live sessions but the newest `keep`."""
+        ...
+
     async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
         """End a session whoever holds it (a refresh token was used twice)."""
         ...

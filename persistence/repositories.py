@@ -166,6 +166,15 @@ class SqlSessionRepository:
         )
         return int(result.rowcount)
 
+    async def end_oldest(self, user_id: UserId, *, keep: int, now: datetime) -> None:
+        live = [col(SessionRow.user_id) == user_id, *_live(now)]
+        newest = select(col(SessionRow.id)).where(*live).order_by(col(SessionRow.id).desc())
+        await self._session.exec(
+            update(SessionRow)
+            .where(*live, col(SessionRow.id).not_in(newest.limit(keep).scalar_subquery()))
+            .values(ended_at=now)
+        )
+
     async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
         await self._session.exec(
             update(SessionRow)

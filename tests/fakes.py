@@ -150,6 +150,15 @@ class FakeSessionRepository:
             self.store.sessions[session.id] = replace(session, ended_at=now)
         return len(ending)
 
+    async def end_oldest(self, user_id: UserId, *, keep: int, now: datetime) -> None:
+        live = sorted(
+            (s for s in self.store.sessions.values() if s.user_id == user_id and s.is_live(now)),
+            key=lambda s: s.id,
+            reverse=True,
+        )
+        for session in live[keep:]:
+            self.store.sessions[session.id] = replace(session, ended_at=now)
+
     async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
         session = self.store.sessions.get(session_id)
         if session is not None and session.ended_at is None:

@@ -31,6 +31,10 @@ DEFAULT_REFRESH_TTL = timedelta(days=30)
 # reused) before it is deleted.
 RETENTION = timedelta(days=7)
 USER_AGENT_MAX = 200
+# The most live sessions a user has: a new one ends the oldest beyond it, so that signing in
+# over and over cannot pile up sessions that a password change or a sign-out everywhere
+# must then end at once.
+MAX_LIVE_SESSIONS = 100
 REFRESH_TOKEN_BYTES = 32
 # No token this server issues is longer, or other than ASCII (URL-safe base64); anything
 # else is refused unread (JSON may even carry half of a surrogate pair, which UTF-8 cannot
@@ -67,8 +71,10 @@ class StartedSession:
 async def open_session(
     uow: UnitOfWork, user: User, *, user_agent: str | None, now: datetime, ttl: timedelta
 ) -> StartedSession:
-    """A new session for the user, in the caller's unit of work."""
+    """A new session for the user, in the caller's unit of work; their oldest live one ends
+    if they would have more than MAX_LIVE_SESSIONS."""
     token = new_refresh_token()
+    await uow.sessions.end_oldest(user.id, keep=MAX_LIVE_SESSIONS - 1, now=now)
     session = await uow.sessions.add(
         NewSession(
             user_id=user.id,
