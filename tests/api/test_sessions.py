@@ -466,6 +466,48 @@ async def test_no_token_is_stored_or_logged_in_clear(client, app, caplog):
         assert hashlib.sha256(refresh_token.encode()).hexdigest() in stored
 
 
+def shows_part_of(secret: str, logged: str, length: int = 12) -> bool:
+    """Whether any stretch of the secret this long is in the logs: a cut one counts too."""
+    return any(secret[i : i + length] in logged for i in range(len(secret) - length + 1))
+
+
+async def test_no_token_reaches_the_logs_over_websocket_even_at_debug(database_url):
+    """At DEBUG, the WebSocket library would log the upgrade's headers and (cut) frames:
+    the Authorization header, connection_init's token, a refresh token sent as a variable."""
+    server = Server(environment(database_url))
+    server.env["BANKQL_LOG_LEVEL"] = "DEBUG"
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            device = await register(http, "alice@example.com")
+            secrets = [device.token, device.refresh_token]
+            async with Subscriber.connected(
+                server, token=device.token, header_token=device.token
+            ) as socket:
+                variables = {"input": {"refreshToken": device.refresh_token}}
+                await socket.send(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {"query": REFRESH, "variables": variables},
+                    }
+                )
+                renewed = (await socket.receive())["payload"]["data"]["refreshSession"]
+                secrets += [renewed["token"], renewed["refreshToken"]]
+    finally:
+        server.stop()
+    logged = server.output()
+    assert '"level": "DEBUG"' in logged and "connection open" in logged
+    for secret in secrets:
+        assert not shows_part_of(secret, logged), secret
+
+
+def test_the_check_of_the_logs_finds_part_of_a_token():
+    token = "4sHdf-X6QJ4e5VKqqcb2SGGXSkKraelWy5H87Bnuzlw"
+    assert shows_part_of(token, 'message: \'{"refreshToken": "...GGXSkKraelWy5H87Bnuzlw"}\'')
+    assert not shows_part_of(token, "message: 'refreshSession'")
+
+
 async def test_the_check_of_the_logs_finds_a_token_logged_in_clear(client, caplog):
     with caplog.at_level(logging.INFO):
         device = await register(client, "alice@example.com")
