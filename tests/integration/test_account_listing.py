@@ -1,6 +1,6 @@
 """Several owners' accounts in one query: each owner's own page, cursor and status honoured."""
 
-from domain.model import AccountStatus, Actor, UserId
+from domain.model import AccountStatus, Actor, Role, UserId
 from domain.money import Currency
 from domain.ports import PageRequest
 from domain.services import AccountService, UserService
@@ -42,7 +42,7 @@ async def test_each_owner_gets_their_own_page_of_accounts_oldest_first(uow_facto
 
 async def test_listing_by_owners_filters_by_status(uow_factory):
     alice, alices = await owner_with_accounts(uow_factory, "alice@example.com", 2)
-    actor = await UserService(uow_factory, FakePasswordHasher()).actor(alice)
+    actor = Actor(alice, Role.CUSTOMER)
     await AccountService(uow_factory).close_account(actor=actor, account_id=alices[0].id)
     async with uow_factory(read_only=True) as uow:
         closed = await uow.accounts.list_by_owners(
