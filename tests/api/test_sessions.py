@@ -209,6 +209,19 @@ async def test_simultaneous_refreshes_with_one_token_never_leave_two_live_pairs(
     assert await bystander.signed_in()
 
 
+async def test_a_refresh_racing_a_sign_out_leaves_no_live_pair(client):
+    await register(client, "alice@example.com")
+    for _ in range(4):
+        device = await login(client, "alice@example.com")
+        renewed, signed_out = await asyncio.gather(device.refresh(), device.gql.data(SIGN_OUT))
+        assert signed_out["signOut"]["endedSessions"] == 1
+        # Whichever came first, the session is over: a pair the refresh won is refused too.
+        if renewed["__typename"] == "AuthPayload":
+            device.take(renewed)
+        assert not await device.signed_in()
+        assert (await device.refresh())["__typename"] == "InvalidRefreshToken"
+
+
 async def test_signing_out_refuses_the_access_token_on_its_next_request(client):
     phone = await register(client, "alice@example.com")
     laptop = await login(client, "alice@example.com")
