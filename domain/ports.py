@@ -139,6 +139,10 @@ class UserRepository(Protocol):
         ...
 
     async def set_password(self, user_id: UserId, password_hash: str) -> None: ...
+    async def lock_password(self, user_id: UserId) -> str | None:
+        """The user's password hash, the user locked until the unit of work ends: a
+        password change waits for the unit of work, or the unit of work for the change."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +173,16 @@ class SessionRepository(Protocol):
         """The session a refresh token digest was retired from, if it was."""
         ...
 
+    async def forget_retired(self, session_id: SessionId, before: datetime) -> None:
+        """Delete the session's digests retired before this."""
+        ...
+
     async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
         """End one live session of the user (every one when session_id is None); how many ended."""
+        ...
+
+    async def end_oldest(self, user_id: UserId, *, keep: int, now: datetime) -> None:
+        """End the user's live sessions but the newest `keep`."""
         ...
 
     async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:

@@ -201,6 +201,12 @@ class SqlUserRepository:
             update(UserRow).where(col(UserRow.id) == user_id).values(password_hash=password_hash)
         )
 
+    async def lock_password(self, user_id: UserId) -> str | None:
+        # FOR UPDATE on PostgreSQL; SQLite's writers already take turns (BEGIN IMMEDIATE).
+        query = select(UserRow.password_hash).where(col(UserRow.id) == user_id).with_for_update()
+        found: str | None = (await self._session.exec(query)).first()
+        return found
+
 
 def _live(now: datetime) -> list[Any]:
     return [col(SessionRow.ended_at).is_(None), col(SessionRow.expires_at) > now]
@@ -263,6 +269,14 @@ class SqlSessionRepository:
         found = (await self._session.exec(query)).first()
         return SessionId(found) if found is not None else None
 
+    async def forget_retired(self, session_id: SessionId, before: datetime) -> None:
+        await self._session.exec(
+            delete(RetiredRefreshTokenRow).where(
+                col(RetiredRefreshTokenRow.session_id) == session_id,
+                col(RetiredRefreshTokenRow.retired_at) < before,
+            )
+        )
+
     async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
         conditions = [col(SessionRow.user_id) == user_id, *_live(now)]
         if session_id is not None:
@@ -271,6 +285,15 @@ class SqlSessionRepository:
             update(SessionRow).where(*conditions).values(ended_at=now)
         )
         return int(result.rowcount)
+
+    async def end_oldest(self, user_id: UserId, *, keep: int, now: datetime) -> None:
+        live = [col(SessionRow.user_id) == user_id, *_live(now)]
+        newest = select(col(SessionRow.id)).where(*live).order_by(col(SessionRow.id).desc())
+        await self._session.exec(
+            update(SessionRow)
+            .where(*live, col(SessionRow.id).not_in(newest.limit(keep).scalar_subquery()))
+            .values(ended_at=now)
+        )
 
     async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
         await self._session.exec(

@@ -80,7 +80,7 @@ class FakeStore:
     sessions: dict[SessionId, Session] = field(default_factory=dict)
     # Each session's current refresh token digest, and every retired one's session.
     refresh_hashes: dict[SessionId, str] = field(default_factory=dict)
-    retired_hashes: dict[str, SessionId] = field(default_factory=dict)
+    retired_hashes: dict[str, tuple[SessionId, datetime]] = field(default_factory=dict)
     holds: dict[HoldId, Hold] = field(default_factory=dict)
     hold_requests: dict[tuple[UserId, str], RecordedHold] = field(default_factory=dict)
     next_id: int = 1
@@ -115,6 +115,9 @@ class FakeUserRepository:
     async def set_password(self, user_id: UserId, password_hash: str) -> None:
         self.store.passwords[user_id] = password_hash
 
+    async def lock_password(self, user_id: UserId) -> str | None:
+        return self.store.passwords.get(user_id)
+
 
 class FakeSessionRepository:
     def __init__(self, store: FakeStore) -> None:
@@ -142,11 +145,19 @@ class FakeSessionRepository:
         session = replace(self.store.sessions[found], last_refreshed_at=now, expires_at=expires_at)
         self.store.sessions[found] = session
         self.store.refresh_hashes[found] = new_hash
-        self.store.retired_hashes[old_hash] = found
+        self.store.retired_hashes[old_hash] = (found, now)
         return session
 
     async def retired(self, token_hash: str) -> SessionId | None:
-        return self.store.retired_hashes.get(token_hash)
+        found = self.store.retired_hashes.get(token_hash)
+        return found[0] if found is not None else None
+
+    async def forget_retired(self, session_id: SessionId, before: datetime) -> None:
+        self.store.retired_hashes = {
+            h: (key, at)
+            for h, (key, at) in self.store.retired_hashes.items()
+            if key != session_id or at >= before
+        }
 
     async def end(self, user_id: UserId, session_id: SessionId | None, *, now: datetime) -> int:
         ending = [
@@ -157,6 +168,15 @@ class FakeSessionRepository:
         for session in ending:
             self.store.sessions[session.id] = replace(session, ended_at=now)
         return len(ending)
+
+    async def end_oldest(self, user_id: UserId, *, keep: int, now: datetime) -> None:
+        live = sorted(
+            (s for s in self.store.sessions.values() if s.user_id == user_id and s.is_live(now)),
+            key=lambda s: s.id,
+            reverse=True,
+        )
+        for session in live[keep:]:
+            self.store.sessions[session.id] = replace(session, ended_at=now)
 
     async def end_by_id(self, session_id: SessionId, *, now: datetime) -> None:
         session = self.store.sessions.get(session_id)
@@ -206,7 +226,7 @@ class FakeSessionRepository:
             del self.store.sessions[key]
             del self.store.refresh_hashes[key]
         self.store.retired_hashes = {
-            h: key for h, key in self.store.retired_hashes.items() if key not in doomed
+            h: found for h, found in self.store.retired_hashes.items() if found[0] not in doomed
         }
         return len(doomed)
 

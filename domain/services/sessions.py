@@ -31,8 +31,14 @@ DEFAULT_REFRESH_TTL = timedelta(days=30)
 # reused) before it is deleted.
 RETENTION = timedelta(days=7)
 USER_AGENT_MAX = 200
+# The most live sessions a user has: a new one ends the oldest beyond it, so that signing in
+# over and over cannot pile up sessions that a password change or a sign-out everywhere
+# must then end at once.
+MAX_LIVE_SESSIONS = 100
 REFRESH_TOKEN_BYTES = 32
-# No token this server issues is longer; anything longer is refused unread.
+# No token this server issues is longer, or other than ASCII (URL-safe base64); anything
+# else is refused unread (JSON may even carry half of a surrogate pair, which UTF-8 cannot
+# encode for the digest).
 REFRESH_TOKEN_MAX = 100
 
 
@@ -65,8 +71,10 @@ class StartedSession:
 async def open_session(
     uow: UnitOfWork, user: User, *, user_agent: str | None, now: datetime, ttl: timedelta
 ) -> StartedSession:
-    """A new session for the user, in the caller's unit of work."""
+    """A new session for the user, in the caller's unit of work; their oldest live one ends
+    if they would have more than MAX_LIVE_SESSIONS."""
     token = new_refresh_token()
+    await uow.sessions.end_oldest(user.id, keep=MAX_LIVE_SESSIONS - 1, now=now)
     session = await uow.sessions.add(
         NewSession(
             user_id=user.id,
@@ -110,7 +118,11 @@ class SessionService:
         InvalidRefreshToken for a token that is unknown, lapsed, of an ended session, or
         already traded; the last also ends its session.
         """
-        if not refresh_token or len(refresh_token) > REFRESH_TOKEN_MAX:
+        if (
+            not refresh_token
+            or len(refresh_token) > REFRESH_TOKEN_MAX
+            or not refresh_token.isascii()
+        ):
             raise InvalidRefreshToken()
         return await retrying(lambda: self._refresh(digest(refresh_token)))
 
@@ -131,6 +143,10 @@ class SessionService:
             user = await uow.users.get(session.user_id)
             if user is None:  # never: a session's user is never deleted
                 raise InvalidRefreshToken()
+            # A token retired a TTL ago had lapsed by then anyway (it was issued before it was
+            # retired): its digest goes, so that a session refreshed for months keeps only a
+            # TTL's worth, while every token that could still be live is known as reuse.
+            await uow.sessions.forget_retired(session.id, now - self.refresh_ttl)
             await uow.commit()
         return StartedSession(session, user, token)
 

@@ -16,7 +16,12 @@ from domain.errors import (
 from domain.model import Actor, Role, SessionId, User, UserId
 from domain.ports import Credentials, PasswordHasher, UnitOfWorkFactory
 from domain.services.retry import retrying
-from domain.services.sessions import DEFAULT_REFRESH_TTL, StartedSession, open_session
+from domain.services.sessions import (
+    DEFAULT_REFRESH_TTL,
+    RETENTION,
+    StartedSession,
+    open_session,
+)
 from domain.throttle import SignInThrottle
 
 
@@ -56,8 +61,11 @@ class UserService:
             raise EmailAlreadyRegistered() from None
         return user
 
-    async def sign_in(self, *, email: str, password: str) -> User:
-        """The user whose password this is; the same refusal whether or not the email exists.
+    async def sign_in(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> StartedSession:
+        """A new session for the user whose password this is; the same refusal whether or
+        not the email exists.
 
         Each attempt counts as a failure until its password proves right, so that attempts
         arriving together on one address cannot all slip past the delay. The attempt takes
@@ -68,9 +76,25 @@ class UserService:
         if not password:
             raise InvalidInput("password", "Enter your password.")
         values.at("password", values.typed_password, password)
-        return await self._check_password(address, password)
+        checked = await self._check_password(address, password)
+        return await retrying(lambda: self._open(checked, user_agent))
 
-    async def _check_password(self, address: str, password: str) -> User:
+    async def _open(self, checked: Credentials, user_agent: str | None) -> StartedSession:
+        """A session opened only if the password checked is still the user's: a change that
+        came during the check ends every session, and this one must not start after it."""
+        now = self._clock()
+        async with self._uow() as uow:
+            if await uow.users.lock_password(checked.user.id) != checked.password_hash:
+                raise InvalidCredentials()
+            await uow.sessions.prune(now - RETENTION)
+            started = await open_session(
+                uow, checked.user, user_agent=user_agent, now=now, ttl=self._refresh_ttl
+            )
+            await uow.commit()
+        return started
+
+    async def _check_password(self, address: str, password: str) -> Credentials:
+        """The credentials the password matched, as they were read for the check."""
         async with self._passwords.turn():
             credentials = await retrying(lambda: self._begin_attempt(address))
             matches = await self._passwords.verify(
@@ -79,7 +103,7 @@ class UserService:
         if not matches or credentials is None:
             raise InvalidCredentials()
         await retrying(lambda: self._forget_failures(address))
-        return credentials.user
+        return credentials
 
     async def _begin_attempt(self, address: str) -> Credentials | None:
         """Refuse an attempt that comes too soon, else count it and read the stored hash."""
@@ -111,7 +135,8 @@ class UserService:
         """Set a new password once the current one proves right (throttled as sign-ins are).
 
         Every session of the user ends, the current one too, and a new one starts for the
-        device that asked: whoever held another session's tokens is signed out at once.
+        device that asked: whoever held another session's tokens is signed out at once. Of
+        two changes checked against the same password, only the first takes effect.
         """
         secret = values.at("newPassword", values.password, new_password)
         if not current_password:
@@ -121,16 +146,19 @@ class UserService:
             user = await uow.users.get(actor.user_id)
         if user is None:
             raise InvalidCredentials()
-        await self._check_password(user.email, current_password)
+        checked = await self._check_password(user.email, current_password)
         async with self._passwords.turn():
             password_hash = await self._passwords.hash(secret)
-        return await retrying(lambda: self._replace_password(user, password_hash, user_agent))
+        return await retrying(lambda: self._replace_password(checked, password_hash, user_agent))
 
     async def _replace_password(
-        self, user: User, password_hash: str, user_agent: str | None
+        self, checked: Credentials, password_hash: str, user_agent: str | None
     ) -> StartedSession:
         now = self._clock()
+        user = checked.user
         async with self._uow() as uow:
+            if await uow.users.lock_password(user.id) != checked.password_hash:
+                raise InvalidCredentials()  # changed meanwhile: the password checked is gone
             await uow.users.set_password(user.id, password_hash)
             await uow.sessions.end(user.id, None, now=now)
             started = await open_session(

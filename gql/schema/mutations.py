@@ -241,12 +241,14 @@ class Mutation:
     async def login(self, info: Info, input: LoginInput) -> LoginResult:
         """Sign in with an email address and a password."""
         try:
-            user = await info.context.users.sign_in(email=input.email, password=input.password)
+            started = await info.context.users.sign_in(
+                email=input.email, password=input.password, user_agent=info.context.user_agent
+            )
         except TryLater as error:
             raise RateLimited(error.message, error.retry_after_s) from None
         except DomainError as error:
             return ErrorMapper()(error)  # type: ignore[return-value]
-        return await _signed_in(info, user)
+        return AuthPayload.issue(info.context.tokens, started)
 
     @strawberry.mutation
     async def refresh_session(self, info: Info, input: RefreshSessionInput) -> RefreshSessionResult:

@@ -131,7 +131,8 @@ class ExecutorWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
         return super().build(*args, **(kwargs | {"hide_suggestions": True}))
 
 
-SIGN_IN_FIELDS = frozenset({"register", "login"})
+# Each checks or hashes a password (changePassword both).
+SIGN_IN_FIELDS = frozenset({"register", "login", "changePassword"})
 
 
 def _root_fields(
@@ -150,8 +151,8 @@ def _root_fields(
 
 
 class OneSignInPerOperation(ValidationRule):
-    """At most one register or login field per operation: each costs a password hash, and
-    aliases would otherwise let one request ask for many."""
+    """At most one register, login or changePassword field per operation: each costs a
+    password hash, and aliases would otherwise let one request ask for many."""
 
     def enter_operation_definition(self, node: OperationDefinitionNode, *_args: object) -> None:
         if node.operation is not OperationType.MUTATION:
@@ -169,7 +170,7 @@ class OneSignInPerOperation(ValidationRule):
         if len(sign_ins) > 1:
             self.report_error(
                 GraphQLError(
-                    "An operation may hold at most one register or login field.",
+                    "An operation may hold at most one register, login or changePassword field.",
                     sign_ins,
                     extensions={"code": "BAD_USER_INPUT"},
                 )

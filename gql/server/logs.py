@@ -45,12 +45,22 @@ def _not_migration_chatter(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith(("Context impl", "Will assume"))
 
 
+def _not_wire_dump(record: logging.LogRecord) -> bool:
+    """At DEBUG the WebSocket library, logging as uvicorn, dumps each upgrade header ("<
+    authorization: Bearer ...") and each frame, cut short but keeping both ends (a token or
+    password sent in a message): none of that may reach the logs."""
+    return not (record.levelno <= logging.DEBUG and str(record.msg).startswith(("< ", "> ")))
+
+
 def quiet_libraries() -> None:
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
     migration = logging.getLogger("alembic.runtime.migration")
     if _not_migration_chatter not in migration.filters:
         migration.addFilter(_not_migration_chatter)
+    server = logging.getLogger("uvicorn.error")
+    if _not_wire_dump not in server.filters:
+        server.addFilter(_not_wire_dump)
 
 
 def configure_logging(level: str) -> None:

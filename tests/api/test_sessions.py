@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +18,11 @@ from sqlalchemy import MetaData, select
 
 from gql.server.app import create_app
 from gql.server.logs import JsonFormatter, quiet_libraries
+from persistence.database import make_engine
+from persistence.passwords import PasswordHashing
 from tests.api.graphql import ACCOUNTS, GraphQLClient
 from tests.api.subscriber import Subscriber
+from tests.api.test_sign_in_limits import app_checking_with, served
 from tests.conftest import settings_for
 from tests.servers import Server, environment
 
@@ -175,6 +180,20 @@ async def test_unknown_refresh_tokens_are_refused(client, token):
     assert await device.signed_in()
 
 
+@pytest.mark.parametrize("token", ["\ud800", "half of a pair \udfff", "é" * 43, "\u0000"])
+async def test_refresh_tokens_that_no_server_issues_are_refused_not_failed_on(client, token):
+    # JSON may carry half of a surrogate pair, which UTF-8 cannot encode (nor hash).
+    device = await register(client, "alice@example.com")
+    body = json.dumps({"query": REFRESH, "variables": {"input": {"refreshToken": token}}})
+    response = await client.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["refreshSession"]["__typename"] == "InvalidRefreshToken"
+    assert await device.signed_in()
+    assert (await device.refresh())["__typename"] == "AuthPayload"
+
+
 async def test_simultaneous_refreshes_with_one_token_never_leave_two_live_pairs(client):
     device = await register(client, "alice@example.com")
     bystander = await login(client, "alice@example.com")
@@ -188,6 +207,19 @@ async def test_simultaneous_refreshes_with_one_token_never_leave_two_live_pairs(
     assert not await winner.signed_in()
     assert (await winner.refresh())["__typename"] == "InvalidRefreshToken"
     assert await bystander.signed_in()
+
+
+async def test_a_refresh_racing_a_sign_out_leaves_no_live_pair(client):
+    await register(client, "alice@example.com")
+    for _ in range(4):
+        device = await login(client, "alice@example.com")
+        renewed, signed_out = await asyncio.gather(device.refresh(), device.gql.data(SIGN_OUT))
+        assert signed_out["signOut"]["endedSessions"] == 1
+        # Whichever came first, the session is over: a pair the refresh won is refused too.
+        if renewed["__typename"] == "AuthPayload":
+            device.take(renewed)
+        assert not await device.signed_in()
+        assert (await device.refresh())["__typename"] == "InvalidRefreshToken"
 
 
 async def test_signing_out_refuses_the_access_token_on_its_next_request(client):
@@ -447,6 +479,48 @@ async def test_no_token_is_stored_or_logged_in_clear(client, app, caplog):
         assert hashlib.sha256(refresh_token.encode()).hexdigest() in stored
 
 
+def shows_part_of(secret: str, logged: str, length: int = 12) -> bool:
+    """Whether any stretch of the secret this long is in the logs: a cut one counts too."""
+    return any(secret[i : i + length] in logged for i in range(len(secret) - length + 1))
+
+
+async def test_no_token_reaches_the_logs_over_websocket_even_at_debug(database_url):
+    """At DEBUG, the WebSocket library would log the upgrade's headers and (cut) frames:
+    the Authorization header, connection_init's token, a refresh token sent as a variable."""
+    server = Server(environment(database_url))
+    server.env["BANKQL_LOG_LEVEL"] = "DEBUG"
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            device = await register(http, "alice@example.com")
+            secrets = [device.token, device.refresh_token]
+            async with Subscriber.connected(
+                server, token=device.token, header_token=device.token
+            ) as socket:
+                variables = {"input": {"refreshToken": device.refresh_token}}
+                await socket.send(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {"query": REFRESH, "variables": variables},
+                    }
+                )
+                renewed = (await socket.receive())["payload"]["data"]["refreshSession"]
+                secrets += [renewed["token"], renewed["refreshToken"]]
+    finally:
+        server.stop()
+    logged = server.output()
+    assert '"level": "DEBUG"' in logged and "connection open" in logged
+    for secret in secrets:
+        assert not shows_part_of(secret, logged), secret
+
+
+def test_the_check_of_the_logs_finds_part_of_a_token():
+    token = "4sHdf-X6QJ4e5VKqqcb2SGGXSkKraelWy5H87Bnuzlw"
+    assert shows_part_of(token, 'message: \'{"refreshToken": "...GGXSkKraelWy5H87Bnuzlw"}\'')
+    assert not shows_part_of(token, "message: 'refreshSession'")
+
+
 async def test_the_check_of_the_logs_finds_a_token_logged_in_clear(client, caplog):
     with caplog.at_level(logging.INFO):
         device = await register(client, "alice@example.com")
@@ -474,3 +548,72 @@ async def everything_stored(app) -> str:
                 values.extend(str(value) for value in row)
     assert "sessions" in tables.tables
     return "\n".join(values)
+
+
+class OneCheckHeld:
+    """Real hashes, any number at once; the first password check after hold() waits there
+    until let_go(), as a check does on a busy server."""
+
+    def __init__(self, inner: PasswordHashing) -> None:
+        self.inner = inner
+        self.holding = False
+        self.held = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def let_go(self) -> None:
+        self.gate.set()
+
+    def turn(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
+
+    async def hash(self, password: str) -> str:
+        return await self.inner.hash(password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        if self.holding:
+            self.holding = False
+            self.held.set()
+            await self.gate.wait()
+        return await self.inner.verify(password_hash, password)
+
+
+@pytest.mark.parametrize("change_first", ["login", "changePassword"])
+async def test_a_password_checked_while_it_changes_opens_no_session(database_url, change_first):
+    """A sign-in, or another password change, that checked the old password while the owner
+    changed it must not come out with a live session: the change ends every session, also
+    one that a check already under way would open just after it."""
+    settings = settings_for(database_url)
+    hasher = OneCheckHeld(PasswordHashing(1, 64, 1))
+    engine = make_engine(database_url)
+    app = app_checking_with(hasher, settings, engine)
+    try:
+        async with served(app) as http:
+            owner = await register(http, "alice@example.com")
+            intruder = await login(http, "alice@example.com")
+            hasher.hold()
+            if change_first == "login":
+                late = asyncio.create_task(login_payload(http, "alice@example.com"))
+            else:
+                late = asyncio.create_task(
+                    intruder.gql.data(
+                        CHANGE,
+                        input={"currentPassword": PASSWORD, "newPassword": "the intruder's own"},
+                    )
+                )
+            await asyncio.wait_for(hasher.held.wait(), 30)
+            changed = await owner.gql.data(
+                CHANGE, input={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}
+            )
+            owner.take(changed["changePassword"])
+            hasher.let_go()
+            outcome = await late
+            payload = outcome if change_first == "login" else outcome["changePassword"]
+            assert payload["__typename"] == "InvalidCredentials", payload
+            assert not await intruder.signed_in()
+            assert await owner.signed_in()
+            assert (await login(http, "alice@example.com", NEW_PASSWORD)).token
+    finally:
+        await engine.dispose()

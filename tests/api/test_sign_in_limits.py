@@ -229,6 +229,17 @@ SIGN_INS = {
         register(input: {email: "a@example.com", password: "correct horse battery"}) { __typename }
         login(input: {email: "a@example.com", password: "correct horse battery"}) { __typename }
     }""",
+    "two aliased password changes": """mutation {
+        a: changePassword(input: {currentPassword: "wrong horse battery",
+          newPassword: "a brand new passphrase"}) { __typename }
+        b: changePassword(input: {currentPassword: "other horse battery",
+          newPassword: "a brand new passphrase"}) { __typename }
+    }""",
+    "a login and a password change": """mutation {
+        login(input: {email: "a@example.com", password: "wrong horse battery"}) { __typename }
+        changePassword(input: {currentPassword: "other horse battery",
+          newPassword: "a brand new passphrase"}) { __typename }
+    }""",
     "logins in fragments": """mutation { ...One ... on Mutation { ...Two } }
         fragment One on Mutation {
           a: login(input: {email: "a@example.com", password: "wrong horse battery"}) {
@@ -249,7 +260,7 @@ async def test_one_operation_may_sign_in_once(client, app, document):
     body = response.json()
     assert "data" not in body
     assert body["errors"][0]["message"] == (
-        "An operation may hold at most one register or login field."
+        "An operation may hold at most one register, login or changePassword field."
     )
     legacy = await client.post("/graphql", json={"query": document})
     assert legacy.status_code == 200 and legacy.json()["errors"]

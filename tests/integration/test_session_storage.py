@@ -6,7 +6,9 @@ from sqlalchemy import func, select
 
 from domain.errors import InvalidRefreshToken
 from domain.model import Actor, Role
+from domain.ports import PageRequest
 from domain.services import SessionService, UserService
+from domain.services import sessions as sessions_module
 from domain.services.sessions import RETENTION
 from persistence.passwords import PasswordHashing
 from persistence.tables import RetiredRefreshTokenRow, SessionRow
@@ -89,3 +91,58 @@ async def test_every_sign_in_deletes_the_sessions_past_their_retention(uow_facto
     async with engine.connect() as connection:
         kept = set((await connection.execute(select(SessionRow.id))).scalars())
     assert kept == {new.session.id}
+
+
+async def test_a_live_session_keeps_its_retired_digests_only_while_they_could_be_live(
+    uow_factory, engine
+):
+    """A session refreshed for ever must not pile up digests for ever: a retired refresh
+    token lapsed one TTL after it was issued at the latest, so its digest goes then."""
+    clock = Clock()
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL, clock)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    started = await sessions.start(alice, user_agent=None)
+    tokens = [started.refresh_token]
+    for _ in range(5):  # a refresh every ten days, for fifty days
+        clock.now += timedelta(days=10)
+        tokens.append((await sessions.refresh(tokens[-1])).refresh_token)
+    # The first token was retired on day 10, more than a TTL ago: its digest is gone. The
+    # other four, retired on days 20 to 50, are kept.
+    assert await count(engine, RetiredRefreshTokenRow) == 4
+    # A digest still kept is still recognised as reuse, and ends the session.
+    try:
+        await sessions.refresh(tokens[2])  # retired on day 30
+    except InvalidRefreshToken:
+        pass
+    else:
+        raise AssertionError("a reused refresh token was traded")
+    actor = Actor(alice.id, Role.CUSTOMER)
+    assert await sessions.session(actor=actor, session_id=started.session.id) is None
+
+
+async def test_a_new_session_past_the_most_a_user_may_have_ends_their_oldest(
+    uow_factory, monkeypatch
+):
+    """Signing in over and over must not pile up live sessions without bound: each would
+    have to be listed, and ended at once by a password change or a sign-out everywhere."""
+    monkeypatch.setattr(sessions_module, "MAX_LIVE_SESSIONS", 3)
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    bob = await users.register(email="bob@example.com", password="correct horse battery")
+    bobs = await sessions.start(bob, user_agent=None)
+    started = [await sessions.start(alice, user_agent=None) for _ in range(3)]
+    signed_in = await users.sign_in(email="alice@example.com", password="correct horse battery")
+    started.append(signed_in)
+    actor = Actor(alice.id, Role.CUSTOMER)
+    live = await sessions.sessions(actor=actor, user_id=alice.id, page=PageRequest(10))
+    assert [s.id for s in live.items] == [s.session.id for s in reversed(started[1:])]
+    try:
+        await sessions.refresh(started[0].refresh_token)
+    except InvalidRefreshToken:
+        pass
+    else:
+        raise AssertionError("the oldest session lived on past the most a user may have")
+    # Nobody else's sessions are touched.
+    assert (await sessions.refresh(bobs.refresh_token)).session.id == bobs.session.id

@@ -77,7 +77,7 @@ async def test_failures_on_one_process_delay_the_next_attempt_on_the_other(
     with pytest.raises(SignInThrottled) as throttled:
         await first.sign_in(email="alice@example.com", password=PASSWORD)
     clock.now += timedelta(seconds=throttled.value.retry_after_s)
-    assert (await second.sign_in(email="alice@example.com", password=PASSWORD)).email
+    assert (await second.sign_in(email="alice@example.com", password=PASSWORD)).user.email
     assert await stored(engine) == {}
 
 

@@ -325,7 +325,7 @@ async def test_registration_refuses_bad_emails_and_passwords(uow, email, passwor
 async def test_sign_in_gives_the_same_refusal_for_a_wrong_password_and_an_unknown_email(uow):
     users = UserService(uow, FakePasswordHasher())
     await users.register(email="alice@example.com", password="correct horse 1")
-    assert (await users.sign_in(email="ALICE@example.com", password="correct horse 1")).email
+    assert (await users.sign_in(email="ALICE@example.com", password="correct horse 1")).user.email
     with pytest.raises(InvalidCredentials) as wrong_password:
         await users.sign_in(email="alice@example.com", password="wrong horse 11")
     with pytest.raises(InvalidCredentials) as unknown_email:

@@ -118,7 +118,7 @@ async def test_the_right_password_after_the_wait_signs_in_and_forgets_the_failur
         await users.sign_in(email="alice@example.com", password=PASSWORD)
     assert throttled.value.retry_after_s == 2
     clock.advance(2)
-    assert (await users.sign_in(email="alice@example.com", password=PASSWORD)).email
+    assert (await users.sign_in(email="alice@example.com", password=PASSWORD)).user.email
     assert "alice@example.com" not in uow.store.sign_in_failures
     with pytest.raises(InvalidCredentials):  # counted from zero again, so not delayed
         await users.sign_in(email="alice@example.com", password=WRONG)
