@@ -151,3 +151,26 @@ class HashingBusy(TryLater):
 
     def __post_init__(self) -> None:
         self.message = "The server is busy signing others in: try again shortly."
+
+
+@dataclass
+class EntryNotFound(DomainError):
+    """A statement line that is not one of the account's, or none at all."""
+
+    entry_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "No such line on this account."
+
+
+@dataclass
+class StreamFellBehind(DomainError):
+    """A stream whose client read so slowly that more lines waited for it than it may hold."""
+
+    limit: int
+
+    def __post_init__(self) -> None:
+        self.message = (
+            f"More than {self.limit} lines waited for this stream: its client reads too slowly. "
+            "Subscribe again with afterEntryId set to the last line received."
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -205,4 +205,17 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork:
         """A unit of work; a read-only one refuses commit(), and storage may let it run
         beside writers instead of queueing behind them."""
+        ...
+
+
+# Told the accounts that got new lines; None when news may have been missed (a reconnect).
+Heard = Callable[[Sequence[AccountId] | None], None]
+
+
+class EntryNews(Protocol):
+    """Announcements of committed statement lines, pushed by the database as they commit."""
+
+    async def listen(self, heard: Heard) -> None:
+        """Call heard(account_ids) for each announcement until cancelled, and heard(None)
+        each time listening (re)starts, as announcements made meanwhile are lost."""
         ...

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 
 from domain.limits import MoneyLimits
 from domain.model import Actor
-from domain.ports import PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from domain.ports import EntryNews, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from domain.services import (
     AccountService,
     AuditService,
@@ -24,15 +24,19 @@ from domain.services import (
     MovementService,
     UserService,
 )
+from domain.services.watch import DEFAULT_QUEUE_LIMIT
 from domain.throttle import SignInThrottle
 from gql.schema.loaders import Loaders
 from gql.schema.top_level_errors import Unauthenticated
 from gql.server.auth import SignedIn, TokenCodec, bearer_token
 from gql.server.settings import (
+    DEFAULT_SAFETY_LOOK_MS,
     DEFAULT_SUBSCRIPTION_CONNECTIONS,
     DEFAULT_SUBSCRIPTION_POLL_MS,
     Settings,
 )
+from persistence.database import is_sqlite
+from persistence.notifications import PostgresEntryNews
 from persistence.passwords import PasswordHashing
 from persistence.snapshot import ReadSnapshot
 from persistence.unit_of_work import SharedOut, SqlUnitOfWork
@@ -162,6 +166,13 @@ def sign_in_throttle(settings: Settings) -> SignInThrottle:
     )
 
 
+def entry_news(settings: Settings) -> EntryNews | None:
+    """Pushed announcements of new lines on PostgreSQL; none on SQLite, which is looked at."""
+    if is_sqlite(settings.database_url):
+        return None
+    return PostgresEntryNews(settings.listen_database_url or settings.database_url)
+
+
 def sql_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
     def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
         return SqlUnitOfWork(session_factory, read_only=read_only)
@@ -187,13 +198,25 @@ def make_context_getter(
     operation_timeout_s: float | None = None,
     throttle: SignInThrottle | None = None,
     subscription_connections: int = DEFAULT_SUBSCRIPTION_CONNECTIONS,
+    *,
+    news: EntryNews | None = None,
+    safety_look_ms: int = DEFAULT_SAFETY_LOOK_MS,
+    queue_limit: int = DEFAULT_QUEUE_LIMIT,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
     password hasher. Subscriptions read through a bounded share of the pool, so that no
-    number of streams can take the connections requests need."""
+    number of streams can take the connections requests need. With `news` (PostgreSQL's
+    announcements) lines are pushed, and the look at every account is the slow safety one."""
     unit_of_work = SharedOut(sql_unit_of_work(session_factory), subscription_connections)
-    watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
+    interval_ms = safety_look_ms if news is not None else subscription_poll_ms
+    watch = EntryWatch(
+        unit_of_work,
+        interval_ms / 1000,
+        news=news,
+        queue_limit=queue_limit,
+        read_timeout_s=operation_timeout_s,
+    )
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)

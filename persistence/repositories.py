@@ -29,6 +29,7 @@ from domain.ports import AuditReport, Credentials, PageRequest, RecordedRequest
 from domain.throttle import SignInFailures
 from persistence.audit import audit_ledger
 from persistence.mapping import to_account, to_entry, to_transaction, to_user, utc
+from persistence.notifications import announce
 from persistence.tables import AccountRow, EntryRow, SignInFailureRow, TransactionRow, UserRow
 
 CUSTOMER = AccountKind.CUSTOMER.value
@@ -275,6 +276,7 @@ class SqlTransactionRepository:
             for entry in new.entries
         )
         await self._session.flush()
+        await announce(self._session, [entry.account_id for entry in new.entries])
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from datetime import UTC, datetime
+from typing import Annotated
 
 import strawberry
 
 from domain import errors
+from domain.ledger import EntryId
 from domain.model import AccountId
 from gql.schema.execution import RequestTimeout, timeout_message
 from gql.schema.ids import argument_key
 from gql.schema.permissions import SIGNED_IN
-from gql.schema.top_level_errors import NotFound, Unauthenticated
+from gql.schema.top_level_errors import NotFound, SlowConsumer, Unauthenticated
 from gql.schema.types import Info, LedgerEntry
 
 
@@ -27,44 +29,66 @@ class Subscription:
         permission_classes=SIGNED_IN,
     )
     async def account_entries(
-        self, info: Info, account_id: strawberry.ID
+        self,
+        info: Info,
+        account_id: strawberry.ID,
+        after_entry_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description=(
+                    "Resume: first every line committed after this line of the account, "
+                    "oldest first, then new ones; none skipped or repeated."
+                )
+            ),
+        ] = None,
     ) -> AsyncGenerator[LedgerEntry, None]:
-        """Lines committed after the subscription started, oldest first, none skipped."""
+        """Lines committed after the subscription started, or after `afterEntryId`, oldest
+        first, none skipped or repeated."""
         context = info.context
         key = AccountId(argument_key(account_id, "Account", "accountId"))
+        after = (
+            EntryId(argument_key(after_entry_id, "LedgerEntry", "afterEntryId"))
+            if after_entry_id is not None
+            else None
+        )
         actor = await context.actor()
         # actor() found a viewer, so there is a sign-in; without one the stream would end.
         expires_at = context.signed_in.expires_at if context.signed_in else datetime.now(UTC)
         timeout_s = context.operation_timeout_s
         bound: asyncio.Timeout | None = None
-        async with context.entry_watch.watching(key) as wait_for_news:
 
-            async def wait() -> None:
-                # Waiting for news takes as long as it takes; reading it has a deadline.
-                if bound is not None:
-                    bound.reschedule(None)
-                # A connection outlives its token: the stream ends when the sign-in does.
-                left_s = (expires_at - datetime.now(UTC)).total_seconds()
-                try:
-                    async with asyncio.timeout(max(left_s, 0)):
-                        await wait_for_news()
-                except TimeoutError:
-                    raise Unauthenticated("Your sign-in has expired: sign in again.") from None
-                if bound is not None and timeout_s is not None:
-                    bound.reschedule(asyncio.get_running_loop().time() + timeout_s)
-
-            entries = context.accounts.new_entries(actor=actor, account_id=key, wait=wait)
+        async def waiting(news: Awaitable[object]) -> None:
+            # Waiting for news takes as long as it takes; reading it has a deadline.
+            if bound is not None:
+                bound.reschedule(None)
+            # A connection outlives its token: the stream ends when the sign-in does.
+            left_s = (expires_at - datetime.now(UTC)).total_seconds()
             try:
-                while True:
-                    try:
-                        async with asyncio.timeout(timeout_s) as bound:
-                            entry = await anext(entries)
-                    except TimeoutError:
-                        raise RequestTimeout(timeout_message(timeout_s or 0)) from None
-                    # A connection lives long: each line's fields are loaded afresh.
-                    context.forget_loaded()
-                    yield LedgerEntry.from_domain(entry)
-            except errors.AccountNotFound:
-                raise NotFound("No such account.") from None
-            finally:
-                await entries.aclose()
+                async with asyncio.timeout(max(left_s, 0)):
+                    await news
+            except TimeoutError:
+                raise Unauthenticated("Your sign-in has expired: sign in again.") from None
+            if bound is not None and timeout_s is not None:
+                bound.reschedule(asyncio.get_running_loop().time() + timeout_s)
+
+        entries = context.entry_watch.lines(
+            actor=actor, account_id=key, after=after, waiting=waiting
+        )
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout_s) as bound:
+                        entry = await anext(entries)
+                except TimeoutError:
+                    raise RequestTimeout(timeout_message(timeout_s or 0)) from None
+                # A connection lives long: each line's fields are loaded afresh.
+                context.forget_loaded()
+                yield LedgerEntry.from_domain(entry)
+        except errors.AccountNotFound:
+            raise NotFound("No such account.") from None
+        except errors.EntryNotFound:
+            raise NotFound("No such line on this account: `afterEntryId`.") from None
+        except errors.StreamFellBehind as behind:
+            raise SlowConsumer(behind.message) from None
+        finally:
+            await entries.aclose()

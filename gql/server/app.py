@@ -32,6 +32,7 @@ from strawberry.types.unset import UnsetType
 from gql.context import (
     Context,
     ContextGetter,
+    entry_news,
     make_context_getter,
     money_limits,
     password_hashing,
@@ -319,6 +320,9 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         settings.request_timeout_s,
         sign_in_throttle(settings),
         settings.subscription_connections,
+        news=entry_news(settings),
+        safety_look_ms=settings.subscription_safety_look_ms,
+        queue_limit=settings.subscription_queue_limit,
     )
 
     async def readyz(_request: Request) -> JSONResponse:

@@ -19,6 +19,7 @@ MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
 DEFAULT_SUBSCRIPTION_POLL_MS = 250
 DEFAULT_SUBSCRIPTION_CONNECTIONS = 4
+DEFAULT_SAFETY_LOOK_MS = 5000
 DEFAULT_MAX_QUERY_COST = 5000
 
 logger = logging.getLogger("bankql")
@@ -76,6 +77,13 @@ class Settings(BaseSettings):
     # Most database connections the subscriptions of one process hold at once, of the pool's
     # 15: the rest stay free for requests however many streams start together.
     subscription_connections: int = Field(default=DEFAULT_SUBSCRIPTION_CONNECTIONS, ge=1, le=15)
+    # On PostgreSQL, committed lines are pushed at once; this slow look finds any whose
+    # announcement was lost. The listening connection goes to this URL if set (straight to
+    # the server, past any pooler), else to the database URL.
+    subscription_safety_look_ms: int = Field(default=DEFAULT_SAFETY_LOOK_MS, ge=10, le=600_000)
+    listen_database_url: str | None = None
+    # Most lines one stream holds that its client has not taken; past it the stream ends.
+    subscription_queue_limit: int = Field(default=1000, ge=1, le=1_000_000)
     # The largest single movement and the largest balance of a customer account, in whole
     # units of the currency moved (1000 is 1000.00 EUR or 1000 JPY); unset, only 64 bits of
     # minor units bound them.

@@ -40,10 +40,7 @@ LEDGER_FEATURES = {
     *("Mutation.placeHold", "Mutation.captureHold", "Mutation.voidHold"),
     "Mutation.reverseTransaction",
 }
-# Live statements that resume where a client left off.
-RESUMABLE_SUBSCRIPTIONS = {"Subscription.accountEntries(afterEntryId:)"}
-
-NOT_YET_SERVED = SESSIONS | LEDGER_FEATURES | RESUMABLE_SUBSCRIPTIONS
+NOT_YET_SERVED = SESSIONS | LEDGER_FEATURES
 
 # One removal, in the words of any graphql-core version the checker may run on.
 _REMOVED = re.compile(
