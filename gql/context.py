@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from domain.limits import MoneyLimits
-from domain.model import Actor
+from domain.model import Actor, UserId
 from domain.ports import EntryNews, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from domain.services import (
     AccountService,
@@ -41,6 +42,9 @@ from persistence.passwords import PasswordHashing
 from persistence.snapshot import ReadSnapshot
 from persistence.unit_of_work import SharedOut, SqlUnitOfWork
 
+# How long the viewer one subscription looked up serves the others of its connection.
+VIEWER_SHARED_S = 1.0
+
 
 @dataclass
 class Context:
@@ -59,6 +63,12 @@ class Context:
     # How long one operation, or one event of a subscription, may run; None: no bound.
     operation_timeout_s: float | None = None
     _viewer: Actor | None = field(default=None, repr=False)
+    # A subscription's: the connection whose one lookup of the viewer it shares.
+    _connection: Context | None = field(default=None, repr=False)
+    # A connection's: its latest lookup of the viewer, when it began, and for whom.
+    _lookup: tuple[float, UserId, asyncio.Future[Actor | None]] | None = field(
+        default=None, repr=False
+    )
     # A WebSocket connection's: a read snapshot, and a context on it, for each of its
     # queries and mutations.
     fresh_reads: Callable[[SignedIn | None], tuple[ReadSnapshot, Context]] | None = field(
@@ -78,7 +88,10 @@ class Context:
         """The context of one operation on this WebSocket connection, as fresh as an HTTP
         request's: its own loaders and viewer lookup and, for a query or a mutation, its own
         read snapshot. A subscription reads without one, or it would never see a new line."""
-        if subscription or self.fresh_reads is None:
+        if subscription:
+            yield replace(self, _viewer=None, _connection=self, _lookup=None)
+            return
+        if self.fresh_reads is None:
             yield replace(self, _viewer=None)
             return
         snapshot, context = self.fresh_reads(self.signed_in)
@@ -105,8 +118,27 @@ class Context:
         if self.signed_in is None or self.signed_in.expires_at <= datetime.now(UTC):
             return None
         if self._viewer is None:
-            self._viewer = await self.users.actor(self.signed_in.user_id)
+            user_id = self.signed_in.user_id
+            if self._connection is not None:
+                self._viewer = await self._connection._shared_lookup(user_id)
+            else:
+                self._viewer = await self.users.actor(user_id)
         return self._viewer
+
+    async def _shared_lookup(self, user_id: UserId) -> Actor | None:
+        """The viewer as a lookup begun at most VIEWER_SHARED_S ago found them: a client
+        that starts twenty subscriptions at once costs one lookup, not twenty."""
+        now = asyncio.get_running_loop().time()
+        lookup = self._lookup
+        if (
+            lookup is None
+            or lookup[1] != user_id
+            or now - lookup[0] > VIEWER_SHARED_S
+            or (lookup[2].done() and lookup[2].exception() is not None)
+        ):
+            lookup = (now, user_id, asyncio.ensure_future(self.users.actor(user_id)))
+            self._lookup = lookup
+        return await asyncio.shield(lookup[2])
 
     async def actor(self) -> Actor:
         """The signed-in user, or an UNAUTHENTICATED error."""

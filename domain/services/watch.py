@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind
 from domain.ledger import Entry, EntryId
-from domain.model import AccountId, Actor
+from domain.model import Account, AccountId, Actor
 from domain.ports import EntryNews, UnitOfWorkFactory
 
 logger = logging.getLogger("bankql.watch")
@@ -35,9 +35,11 @@ class _Stream:
 
 
 class _Account:
-    """The streams of one account, and the newest line handed to them."""
+    """The streams of one account, the newest line handed to them, and the account itself,
+    whose owner decides who may join (an account never changes hands)."""
 
-    def __init__(self, last: EntryId | None) -> None:
+    def __init__(self, account: Account, last: EntryId | None) -> None:
+        self.account = account
         self.last = last
         self.streams: set[_Stream] = set()
 
@@ -98,22 +100,29 @@ class EntryWatch:
         """The account's lines committed from now on, or after the line `after`, oldest
         first, none skipped or repeated, for as long as the caller reads. `waiting` awaits
         the news between lines (the caller's bound on how long that may take)."""
-        async with self._uow(read_only=True) as uow:
-            account = await uow.accounts.get(account_id)
-            if account is None or not actor.can_read(account):
-                raise AccountNotFound(account_id)
-            if after is not None:
-                entry = await uow.transactions.get_entry(after)
-                if entry is None or entry.account_id != account_id:
-                    raise EntryNotFound(after)
-            newest: EntryId | None = None
-            if account_id not in self._accounts:
-                newest = (await uow.transactions.newest_entry_ids([account_id])).get(account_id)
+        # Joining an account that is watched already costs nothing, and resuming one small
+        # read; the first stream of an account reads the account and its newest line.
+        known = self._accounts.get(account_id)
+        account = known.account if known is not None else None
+        newest: EntryId | None = None
+        if account is None or after is not None:
+            async with self._uow(read_only=True) as uow:
+                if account is None:
+                    account = await uow.accounts.get(account_id)
+                    if account is None or not actor.can_read(account):
+                        raise AccountNotFound(account_id)
+                    newest = (await uow.transactions.newest_entry_ids([account_id])).get(account_id)
+                if after is not None and actor.can_read(account):
+                    entry = await uow.transactions.get_entry(after)
+                    if entry is None or entry.account_id != account_id:
+                        raise EntryNotFound(after)
+        if not actor.can_read(account):
+            raise AccountNotFound(account_id)
         # From here until the first await: the stream joins with the account's newest line
         # handed out; every later line comes to it, and a resumed stream reads the rest.
         watched = self._accounts.get(account_id)
         if watched is None:
-            watched = self._accounts[account_id] = _Account(newest)
+            watched = self._accounts[account_id] = _Account(account, newest)
         stream = _Stream()
         watched.streams.add(stream)
         self._start()

@@ -115,18 +115,30 @@ async def test_streams_of_one_account_share_one_read_of_each_news(uow):
     assert reads(uow) == before  # with no stream left the watch stops looking
 
 
-async def test_a_stream_starts_from_the_newest_line_with_one_read(uow):
+async def test_a_stream_starts_with_one_read_at_most(uow):
     a = await account_of(uow)
+    async with uow(read_only=True) as reading:
+        [opening] = await reading.transactions.entries_after(a.id, None, 10)
     watch = EntryWatch(uow, 0.5, Clock().sleep)
+    before = reads(uow)
     first = Reader(watch.lines(actor=ALICE, account_id=a.id))
     await settle()
+    assert reads(uow) - before == 2  # its own start, and the watch's first look
     before = reads(uow)
     second = Reader(watch.lines(actor=ALICE, account_id=a.id))
     await settle()
-    assert reads(uow) - before == 1  # the second stream joins the first's reads
-    assert first.lines == second.lines == []  # the opening deposit came before both
-    await first.close()
-    await second.close()
+    assert reads(uow) == before  # the second stream joins the first's reads
+    resumed = Reader(watch.lines(actor=ALICE, account_id=a.id, after=opening.id))
+    await settle()
+    assert reads(uow) - before == 1  # it checks that the line is the account's
+    assert first.lines == second.lines == resumed.lines == []  # the opening came first
+    # Someone else may not join a watched account, nor resume on it.
+    with pytest.raises(AccountNotFound):
+        await anext(watch.lines(actor=BOB, account_id=a.id))
+    with pytest.raises(AccountNotFound):
+        await anext(watch.lines(actor=BOB, account_id=a.id, after=opening.id))
+    for reader in (first, second, resumed):
+        await reader.close()
 
 
 async def test_pushed_news_is_read_at_once_and_lost_news_by_the_safety_look(uow):
@@ -308,3 +320,32 @@ async def test_a_read_that_hangs_is_given_up_and_made_again(uow, caplog):
     await clock.tick()
     assert reader.lines == [5]
     await reader.close()
+
+
+async def test_the_subscriptions_a_connection_starts_at_once_share_one_viewer_lookup(uow):
+    from datetime import timedelta
+
+    from domain.services import UserService
+    from gql.context import build_context
+    from gql.server.auth import TokenCodec
+    from tests.conftest import TEST_SECRET_KEY
+    from tests.fakes import FakePasswordHasher
+
+    user = await UserService(uow, FakePasswordHasher()).register(
+        email="a@example.com", password="long enough password"
+    )
+    tokens = TokenCodec(TEST_SECRET_KEY, timedelta(hours=1))
+    connection = build_context(uow, tokens, tokens.verify(tokens.issue(user.id).token))
+    before = reads(uow)
+
+    async def subscription_viewer():
+        async with connection.operation(subscription=True) as context:
+            return await context.actor()
+
+    viewers = await asyncio.gather(*(subscription_viewer() for _ in range(20)))
+    assert reads(uow) - before == 1
+    assert {viewer.user_id for viewer in viewers} == {user.id}
+    # A query still looks the viewer up afresh.
+    async with connection.operation(subscription=False) as context:
+        await context.actor()
+    assert reads(uow) - before == 2
