@@ -178,6 +178,10 @@ class TransactionRepository(Protocol):
         ...
 
     async def get_entry(self, entry_id: EntryId) -> Entry | None: ...
+    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
+        """Those of these customer-account lines that exist, in one query."""
+        ...
+
     async def audit(self) -> AuditReport:
         """Check every customer balance against its entries, every transaction's sum, and in
         every currency the funding entries against the customer balances."""

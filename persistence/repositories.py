@@ -362,5 +362,15 @@ class SqlTransactionRepository:
         found = (await self._session.exec(query)).first()
         return to_entry(*found) if found is not None else None
 
+    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
+        if not entry_ids:
+            return []
+        query = (
+            select(EntryRow, AccountRow.currency)
+            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(col(EntryRow.id).in_(set(entry_ids)), AccountRow.kind == CUSTOMER)
+        )
+        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+
     async def audit(self) -> AuditReport:
         return await audit_ledger(self._session)

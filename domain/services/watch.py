@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind
 from domain.ledger import Entry, EntryId
@@ -19,6 +20,8 @@ Waiting = Callable[[Awaitable[object]], Awaitable[None]]
 
 DEFAULT_QUEUE_LIMIT = 1000
 DEFAULT_BATCH = 100
+# Most streams one start-up read serves.
+START_BATCH = 500
 
 
 async def _just_wait(news: Awaitable[object]) -> None:
@@ -32,6 +35,15 @@ class _Stream:
         self.waiting: deque[Entry] = deque()
         self.arrived = asyncio.Event()
         self.fell_behind = False
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the start-up read found for one starting stream."""
+
+    account: Account | None
+    newest: EntryId | None
+    entry: Entry | None
 
 
 class _Account:
@@ -83,6 +95,8 @@ class EntryWatch:
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listening: asyncio.Task[None] | None = None
+        self._starting: list[tuple[AccountId, EntryId | None, asyncio.Future[_Found]]] = []
+        self._start_up: asyncio.Task[None] | None = None
 
     @property
     def pushed(self) -> bool:
@@ -100,23 +114,21 @@ class EntryWatch:
         """The account's lines committed from now on, or after the line `after`, oldest
         first, none skipped or repeated, for as long as the caller reads. `waiting` awaits
         the news between lines (the caller's bound on how long that may take)."""
-        # Joining an account that is watched already costs nothing, and resuming one small
-        # read; the first stream of an account reads the account and its newest line.
+        # Joining an account that is watched already costs nothing. The first stream of an
+        # account, and a resumed one, wait for the next start-up read, one query of each
+        # kind for every stream starting meanwhile.
         known = self._accounts.get(account_id)
         account = known.account if known is not None else None
         newest: EntryId | None = None
         if account is None or after is not None:
-            async with self._uow(read_only=True) as uow:
-                if account is None:
-                    account = await uow.accounts.get(account_id)
-                    if account is None or not actor.can_read(account):
-                        raise AccountNotFound(account_id)
-                    newest = (await uow.transactions.newest_entry_ids([account_id])).get(account_id)
-                if after is not None and actor.can_read(account):
-                    entry = await uow.transactions.get_entry(after)
-                    if entry is None or entry.account_id != account_id:
-                        raise EntryNotFound(after)
-        if not actor.can_read(account):
+            found = await self._found(account_id, after)
+            account = account or found.account
+            newest = found.newest
+            if account is None or not actor.can_read(account):
+                raise AccountNotFound(account_id)
+            if after is not None and (found.entry is None or found.entry.account_id != account_id):
+                raise EntryNotFound(after)
+        if account is None or not actor.can_read(account):
             raise AccountNotFound(account_id)
         # From here until the first await: the stream joins with the account's newest line
         # handed out; every later line comes to it, and a resumed stream reads the rest.
@@ -153,6 +165,38 @@ class EntryWatch:
             if not watched.streams and self._accounts.get(account_id) is watched:
                 del self._accounts[account_id]
                 self._with_news.discard(account_id)
+
+    def _found(self, account_id: AccountId, after: EntryId | None) -> asyncio.Future[_Found]:
+        """What a starting stream needs to know, from the next start-up read."""
+        future: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
+        self._starting.append((account_id, after, future))
+        if self._start_up is None or self._start_up.done():
+            self._start_up = asyncio.create_task(self._read_for_starts())
+        return future
+
+    async def _read_for_starts(self) -> None:
+        await asyncio.sleep(0)  # the streams starting together join in
+        while self._starting:
+            starting = self._starting[:START_BATCH]
+            del self._starting[:START_BATCH]
+            try:
+                unknown = list({account_id for account_id, _, _ in starting})
+                after = [entry_id for _, entry_id, _ in starting if entry_id is not None]
+                async with self._uow(read_only=True) as uow:
+                    accounts = {a.id: a for a in await uow.accounts.get_many(unknown)}
+                    newest = await uow.transactions.newest_entry_ids(unknown)
+                    entries = {e.id: e for e in await uow.transactions.get_entries(after)}
+            except Exception as error:
+                for _, _, future in starting:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for account_id, entry_id, future in starting:
+                if not future.done():
+                    entry = entries.get(entry_id) if entry_id is not None else None
+                    future.set_result(
+                        _Found(accounts.get(account_id), newest.get(account_id), entry)
+                    )
 
     def heard(self, account_ids: Sequence[AccountId] | None) -> None:
         """News from storage: these accounts have new lines, or (None) any may have."""

@@ -141,6 +141,23 @@ async def test_a_stream_starts_with_one_read_at_most(uow):
         await reader.close()
 
 
+async def test_streams_starting_together_share_one_start_up_read(uow):
+    accounts = [await account_of(uow) for _ in range(10)]
+    async with uow(read_only=True) as reading:
+        openings = [(await reading.transactions.entries_after(a.id, None, 1))[0] for a in accounts]
+    watch = EntryWatch(uow, 0.5, Clock().sleep)
+    before = reads(uow)
+    readers = [
+        Reader(watch.lines(actor=ALICE, account_id=a.id, after=opening.id if n % 2 else None))
+        for n, (a, opening) in enumerate(zip(accounts * 5, openings * 5, strict=True))
+    ]
+    await settle()
+    assert reads(uow) - before == 2  # fifty streams' start, and the watch's first look
+    assert all(reader.error is None and reader.lines == [] for reader in readers)
+    for reader in readers:
+        await reader.close()
+
+
 async def test_pushed_news_is_read_at_once_and_lost_news_by_the_safety_look(uow):
     movements = MovementService(uow)
     a = await account_of(uow)
