@@ -174,3 +174,15 @@ class StreamFellBehind(DomainError):
             f"More than {self.limit} lines waited for this stream: its client reads too slowly. "
             "Subscribe again with afterEntryId set to the last line received."
         )
+
+
+@dataclass
+class StreamLimitReached(DomainError):
+    """A process that holds as many streams as it may."""
+
+    limit: int
+
+    def __post_init__(self) -> None:
+        self.message = (
+            f"This server holds as many live statements as it may ({self.limit}): try again later."
+        )

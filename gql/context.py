@@ -234,6 +234,7 @@ def make_context_getter(
     news: EntryNews | None = None,
     safety_look_ms: int = DEFAULT_SAFETY_LOOK_MS,
     queue_limit: int = DEFAULT_QUEUE_LIMIT,
+    max_streams: int | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
@@ -248,6 +249,7 @@ def make_context_getter(
         news=news,
         queue_limit=queue_limit,
         read_timeout_s=operation_timeout_s,
+        max_streams=max_streams,
     )
 
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:

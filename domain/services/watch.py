@@ -8,7 +8,12 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind
+from domain.errors import (
+    AccountNotFound,
+    EntryNotFound,
+    StreamFellBehind,
+    StreamLimitReached,
+)
 from domain.ledger import Entry, EntryId
 from domain.model import Account, AccountId, Actor
 from domain.ports import EntryNews, UnitOfWorkFactory
@@ -67,6 +72,7 @@ class EntryWatch:
     streams were handed, and each stream gets the lines in their order.
 
     A look and its reads are given up after `read_timeout_s` and made again later.
+    At most `max_streams` streams run at once; one more is refused.
     Each stream holds at most `queue_limit` lines its client has not taken; past that it
     ends with StreamFellBehind, and the others go on.
     """
@@ -81,6 +87,7 @@ class EntryWatch:
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         batch: int = DEFAULT_BATCH,
         read_timeout_s: float | None = None,
+        max_streams: int | None = None,
     ) -> None:
         self._uow = uow
         self.interval_s = interval_s
@@ -89,6 +96,8 @@ class EntryWatch:
         self.queue_limit = queue_limit
         self._batch = batch
         self._read_timeout_s = read_timeout_s
+        self.max_streams = max_streams
+        self.streams = 0
         self._accounts: dict[AccountId, _Account] = {}
         self._with_news: set[AccountId] = set()
         self._look_at_all = False
@@ -114,6 +123,20 @@ class EntryWatch:
         """The account's lines committed from now on, or after the line `after`, oldest
         first, none skipped or repeated, for as long as the caller reads. `waiting` awaits
         the news between lines (the caller's bound on how long that may take)."""
+        if self.max_streams is not None and self.streams >= self.max_streams:
+            raise StreamLimitReached(self.max_streams)
+        self.streams += 1
+        lines = self._lines(actor, account_id, after, waiting)
+        try:
+            async for entry in lines:
+                yield entry
+        finally:
+            self.streams -= 1
+            await lines.aclose()  # leaves the account's readers now, not when collected
+
+    async def _lines(
+        self, actor: Actor, account_id: AccountId, after: EntryId | None, waiting: Waiting
+    ) -> AsyncGenerator[Entry, None]:
         # Joining an account that is watched already costs nothing. The first stream of an
         # account, and a resumed one, wait for the next start-up read, one query of each
         # kind for every stream starting meanwhile.

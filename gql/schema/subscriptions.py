@@ -15,7 +15,7 @@ from domain.model import AccountId
 from gql.schema.execution import RequestTimeout, timeout_message
 from gql.schema.ids import argument_key
 from gql.schema.permissions import SIGNED_IN
-from gql.schema.top_level_errors import NotFound, SlowConsumer, Unauthenticated
+from gql.schema.top_level_errors import NotFound, SlowConsumer, TooManyStreams, Unauthenticated
 from gql.schema.types import Info, LedgerEntry
 
 
@@ -90,5 +90,7 @@ class Subscription:
             raise NotFound("No such line on this account: `afterEntryId`.") from None
         except errors.StreamFellBehind as behind:
             raise SlowConsumer(behind.message) from None
+        except errors.StreamLimitReached as limit:
+            raise TooManyStreams(limit.message) from None
         finally:
             await entries.aclose()

@@ -40,6 +40,12 @@ class SlowConsumer(ClientProblem):
     code = "SLOW_CONSUMER"
 
 
+class TooManyStreams(ClientProblem):
+    """A server process that holds as many subscriptions as it may."""
+
+    code = "TOO_MANY_STREAMS"
+
+
 class RateLimited(ClientProblem):
     """Too many requests, sign-ins or hashes for now; `retryAfter` says how many seconds to
     wait, and over HTTP the status is 429 with a Retry-After header saying the same."""

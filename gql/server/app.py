@@ -323,6 +323,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         news=entry_news(settings),
         safety_look_ms=settings.subscription_safety_look_ms,
         queue_limit=settings.subscription_queue_limit,
+        max_streams=settings.max_subscriptions,
     )
 
     async def readyz(_request: Request) -> JSONResponse:

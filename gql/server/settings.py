@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     listen_database_url: str | None = None
     # Most lines one stream holds that its client has not taken; past it the stream ends.
     subscription_queue_limit: int = Field(default=1000, ge=1, le=1_000_000)
+    # Most subscriptions one process holds at once, over all its connections.
+    max_subscriptions: int = Field(default=20_000, ge=1, le=1_000_000)
     # The largest single movement and the largest balance of a customer account, in whole
     # units of the currency moved (1000 is 1000.00 EUR or 1000 JPY); unset, only 64 bits of
     # minor units bound them.

@@ -264,3 +264,27 @@ async def test_a_reader_that_does_not_read_is_ended_and_the_others_get_everythin
     assert errors, messages[-3:]
     assert errors[0]["payload"]["errors"][0]["extensions"]["code"] == "SLOW_CONSUMER"
     assert len(messages) - 2 < deposits  # it was ended before it had them all
+
+
+async def test_a_process_refuses_a_subscription_past_its_limit_and_says_which(database_url):
+    server = Server(environment(database_url, BANKQL_MAX_SUBSCRIPTIONS="1")).start()
+    try:
+        async with http_client(server) as anonymous:
+            alice = await anonymous.signed_up("alice@example.com")
+            main = (await alice.open_account("Main"))["id"]
+            async with (
+                Subscriber.connected(server, token=alice.token) as first,
+                Subscriber.connected(server, token=alice.token) as second,
+            ):
+                await first.subscribe(main)
+                await first.wait_until_live(alice, main)
+                await second.subscribe(main)
+                refused = await second.receive()
+                await alice.deposit(main, "5.00")
+                still_served = await first.line()
+    finally:
+        server.stop()
+    [error] = refused["payload"]["errors"]
+    assert error["extensions"]["code"] == "TOO_MANY_STREAMS"
+    assert "as many live statements as it may (1)" in error["message"]
+    assert still_served["amount"]["amount"] == "5.00"

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind
+from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind, StreamLimitReached
 from domain.model import AccountId, Actor, Role, UserId
 from domain.money import Currency, Money
 from domain.services import AccountService, EntryWatch, MovementService
@@ -366,3 +366,21 @@ async def test_the_subscriptions_a_connection_starts_at_once_share_one_viewer_lo
     async with connection.operation(subscription=False) as context:
         await context.actor()
     assert reads(uow) - before == 2
+
+
+async def test_a_process_runs_at_most_so_many_streams(uow):
+    a = await account_of(uow)
+    watch = EntryWatch(uow, 0.5, Clock().sleep, max_streams=2)
+    first = Reader(watch.lines(actor=ALICE, account_id=a.id))
+    second = Reader(watch.lines(actor=ALICE, account_id=a.id))
+    await settle()
+    with pytest.raises(StreamLimitReached) as refused:
+        await anext(watch.lines(actor=ALICE, account_id=a.id))
+    assert refused.value.limit == 2 and "(2)" in refused.value.message
+    await first.close()
+    third = Reader(watch.lines(actor=ALICE, account_id=a.id))
+    await settle()
+    assert third.error is None and watch.streams == 2
+    await second.close()
+    await third.close()
+    assert watch.streams == 0 and watch._accounts == {}
