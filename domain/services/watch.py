@@ -106,6 +106,7 @@ class EntryWatch:
         self._listening: asyncio.Task[None] | None = None
         self._starting: list[tuple[AccountId, EntryId | None, asyncio.Future[_Found]]] = []
         self._start_up: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pushed(self) -> bool:
@@ -123,6 +124,7 @@ class EntryWatch:
         """The account's lines committed from now on, or after the line `after`, oldest
         first, none skipped or repeated, for as long as the caller reads. `waiting` awaits
         the news between lines (the caller's bound on how long that may take)."""
+        self._on_running_loop()
         if self.max_streams is not None and self.streams >= self.max_streams:
             raise StreamLimitReached(self.max_streams)
         self.streams += 1
@@ -188,6 +190,17 @@ class EntryWatch:
             if not watched.streams and self._accounts.get(account_id) is watched:
                 del self._accounts[account_id]
                 self._with_news.discard(account_id)
+
+    def _on_running_loop(self) -> None:
+        """Start afresh on a new event loop: what a finished one left is of no use (a
+        process runs one loop; a test may run one per connection)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._woken = asyncio.Event()
+        self._task = self._listening = self._start_up = None
+        self._starting = []
 
     def _found(self, account_id: AccountId, after: EntryId | None) -> asyncio.Future[_Found]:
         """What a starting stream needs to know, from the next start-up read."""

@@ -384,3 +384,22 @@ async def test_a_process_runs_at_most_so_many_streams(uow):
     await second.close()
     await third.close()
     assert watch.streams == 0 and watch._accounts == {}
+
+
+def test_a_watch_serves_streams_on_a_later_event_loop_too():
+    # One process runs one loop; a test client may run one per connection.
+    uow = FakeUnitOfWorkFactory()
+    watch = EntryWatch(uow, 0.01)
+
+    async def one_line(amount: int) -> int:
+        a = await account_of(uow)
+        stream = watch.lines(actor=ALICE, account_id=a.id)
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.05)
+        await MovementService(uow).deposit(actor=ALICE, account_id=a.id, amount=Money(amount, EUR))
+        line = await asyncio.wait_for(first, 5)
+        await stream.aclose()
+        return line.amount.minor_units
+
+    assert asyncio.run(one_line(3)) == 3
+    assert asyncio.run(one_line(4)) == 4
