@@ -1,19 +1,20 @@
-"""How long committed lines take to reach many subscribers on two processes, and what the
-subscribers cost everyone else.
+"""How long committed lines take to reach many subscribers on several processes, and what
+the subscribers cost everyone else.
 
     BANKQL_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python -m benchmarks.subscriptions --subscribers 2000 --connections 100 \\
         --accounts 200 --rate 20 --seconds 15 [--sqlite]
 
 Creates a temporary database (PostgreSQL from BANKQL_TEST_POSTGRES_URL, or a SQLite file),
-starts two `bankql serve` processes, opens the accounts, and spreads the subscriptions over
-the connections (half on each process, accounts dealt round-robin). Each subscription
-resumes after its account's opening line, so none can miss a deposit however late it
-starts. Then it deposits at a steady rate, through both processes in turn, while a victim
-(another user) asks `{ viewer { id } }` one request after another. It prints the time from
-each deposit's request to each of its lines (an upper bound of commit to delivery), the
-lines delivered against those expected, the servers' memory per 1,000 subscriptions, and
-the victim's p95 then and alone.
+starts `--processes` (2) `bankql serve` processes, opens the accounts, and spreads the
+subscriptions over the connections (the connections over the processes, the accounts over
+the subscriptions, round-robin). Each subscription resumes after its account's opening
+line, so none can miss a deposit however late it starts. Then it deposits at a steady
+rate, through the processes in turn. A victim (another user) asks `{ viewer { id } }` one
+request after another alone, while the subscriptions start, and while the lines flow. It
+prints the time from each deposit's request to each of its lines (an upper bound of commit
+to delivery), the lines delivered against those expected, the servers' memory per 1,000
+subscriptions, and the victim's p95 in each phase.
 Bounded by the arguments, on loopback only.
 """
 
@@ -70,7 +71,13 @@ async def victim_p95(client: GraphQLClient, stop: asyncio.Event, at_most: int) -
 
 
 async def measure(
-    url: str, subscribers: int, connections: int, accounts: int, rate: float, seconds: float
+    url: str,
+    subscribers: int,
+    connections: int,
+    accounts: int,
+    rate: float,
+    seconds: float,
+    processes: int = 2,
 ) -> None:
     per_connection = -(-subscribers // connections)
     env = environment(
@@ -84,19 +91,19 @@ async def measure(
         BANKQL_RATE_LIMIT_BURST="100000",
     )
     assert run("migrate", env=env).returncode == 0
-    servers = [Server(env).start(), Server(env).start()]
+    servers = [Server(env).start() for _ in range(processes)]
     deposits: list[tuple[str, str, float]] = []  # account, amount, sent at
     arrivals: dict[tuple[str, str], list[float]] = {}
     subscribed_to: dict[str, int] = {}
     try:
-        async with (
-            httpx.AsyncClient(base_url=servers[0].url, timeout=60) as near,
-            httpx.AsyncClient(base_url=servers[1].url, timeout=60) as far,
-            AsyncExitStack() as stack,
-        ):
-            owner = await GraphQLClient(near).signed_up("bench@example.com")
-            movers = [owner, GraphQLClient(far, owner.token)]
-            victim = await GraphQLClient(near).signed_up("victim@example.com")
+        async with AsyncExitStack() as stack:
+            https = [
+                await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=60))
+                for server in servers
+            ]
+            owner = await GraphQLClient(https[0]).signed_up("bench@example.com")
+            movers = [GraphQLClient(http, owner.token) for http in https]
+            victim = await GraphQLClient(https[0]).signed_up("victim@example.com")
             limit = asyncio.Semaphore(8)
 
             async def opened(n: int) -> tuple[str, str]:
@@ -121,12 +128,14 @@ async def measure(
                     key = (account, line["amount"]["amount"])
                     arrivals.setdefault(key, []).append(time.perf_counter())
 
+            starting = asyncio.Event()
+            victim_at_start = asyncio.create_task(victim_p95(victim, starting, 10**9))
             stream_accounts: dict[Subscriber, dict[str, str]] = {}
             readers = []
             n = 0
             for c in range(connections):
                 stream = await stack.enter_async_context(
-                    Subscriber.connected(servers[c % 2], token=owner.token)
+                    Subscriber.connected(servers[c % processes], token=owner.token)
                 )
                 stream_accounts[stream] = {}
                 for _ in range(min(per_connection, subscribers - n)):
@@ -146,6 +155,8 @@ async def measure(
                     n += 1
                 readers.append(asyncio.create_task(read(stream)))
             await asyncio.sleep(3)  # the streams start; none misses a line, being resumed
+            starting.set()
+            at_start = await victim_at_start
             rss_after = sum(rss_kib(server) for server in servers)
 
             stop = asyncio.Event()
@@ -159,7 +170,7 @@ async def measure(
                 # Timed from the request's start: a pushed line often arrives before the
                 # answer does, so this is an upper bound of commit -> delivery.
                 deposits.append((account, amount, time.perf_counter()))
-                await movers[d % 2].deposit(account, amount)
+                await movers[d % processes].deposit(account, amount)
             stop.set()
             under_load = await victim_task
             expected = sum(subscribed_to.get(account, 0) for account, _, _ in deposits)
@@ -183,7 +194,7 @@ async def measure(
     per_thousand = (rss_after - rss_before) / 1024 / max(subscribers, 1) * 1000
     print(
         f"subscribers: {subscribers} on {connections} connections, {accounts} accounts, "
-        f"2 processes on {kind}; {len(deposits)} deposits at {rate:g}/s"
+        f"{processes} processes on {kind}; {len(deposits)} deposits at {rate:g}/s"
     )
     print(
         f"deposit sent -> line received: p50 {cut(latencies, 50) * 1000:.0f} ms, "
@@ -193,9 +204,10 @@ async def measure(
     print("| measure | value |")
     print("|---|---|")
     print(
-        f"| subscriptions / connections / accounts | {subscribers} / {connections} / {accounts} |"
+        f"| subscriptions / connections / accounts | {subscribers} / {connections} / "
+        f"{accounts}, on {processes} processes |"
     )
-    print(f"| deposits | {len(deposits)} at {rate:g}/s over both processes |")
+    print(f"| deposits | {len(deposits)} at {rate:g}/s over all processes |")
     print(f"| lines delivered / expected | {delivered} / {expected} |")
     for percent in (50, 95, 99):
         print(
@@ -205,7 +217,11 @@ async def measure(
     print(f"| server RSS per 1,000 subscriptions | {per_thousand:.1f} MiB |")
     print(f"| victim `{{viewer{{id}}}}` p95 alone | {alone * 1000:.1f} ms |")
     print(
-        f"| victim `{{viewer{{id}}}}` p95 while it runs | {under_load * 1000:.1f} ms "
+        f"| victim `{{viewer{{id}}}}` p95 while the subscriptions start | "
+        f"{at_start * 1000:.1f} ms ({at_start / alone:.1f}x) |"
+    )
+    print(
+        f"| victim `{{viewer{{id}}}}` p95 while the lines flow | {under_load * 1000:.1f} ms "
         f"({under_load / alone:.1f}x) |"
     )
 
@@ -217,12 +233,19 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20, help="deposits per second")
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
     on_temporary_database(
         args.sqlite,
         lambda url: measure(
-            url, args.subscribers, args.connections, args.accounts, args.rate, args.seconds
+            url,
+            args.subscribers,
+            args.connections,
+            args.accounts,
+            args.rate,
+            args.seconds,
+            args.processes,
         ),
     )
 
