@@ -1,21 +1,32 @@
-"""How long a committed line takes to reach many subscribers, written by another process.
+"""How long committed lines take to reach many subscribers on several processes, and what
+the subscribers cost everyone else.
 
     BANKQL_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python -m benchmarks.subscriptions --subscribers 200 --deposits 20 [--sqlite]
+        .venv/bin/python -m benchmarks.subscriptions --subscribers 2000 --connections 100 \\
+        --accounts 200 --rate 20 --seconds 15 [--sqlite]
 
 Creates a temporary database (PostgreSQL from BANKQL_TEST_POSTGRES_URL, or a SQLite file),
-starts two `bankql serve` processes, opens the subscribers on the first (ten to an account,
-ten to a connection), deposits through the second one at a time, and prints the time from
-each deposit's answer to each subscriber's line. Bounded by --subscribers and --deposits.
+starts `--processes` (2) `bankql serve` processes, opens the accounts, and spreads the
+subscriptions over the connections (the connections over the processes, the accounts over
+the subscriptions, round-robin). Each subscription resumes after its account's opening
+line, so none can miss a deposit however late it starts. Then it deposits at a steady
+rate, through the processes in turn. A victim (another user) asks `{ viewer { id } }` one
+request after another alone, while the subscriptions start, and while the lines flow. It
+prints the time from each deposit's request to each of its lines (an upper bound of commit
+to delivery), the lines delivered against those expected, the servers' memory per 1,000
+subscriptions, and the victim's p95 in each phase.
+Bounded by the arguments, on loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import httpx
 
@@ -24,80 +35,219 @@ from tests.api.graphql import GraphQLClient
 from tests.api.subscriber import Subscriber
 from tests.servers import Server, environment, run
 
-PER_ACCOUNT = 10
-PER_CONNECTION = 10
+RESUME = """subscription Lines($id: ID!, $after: ID) {
+  accountEntries(accountId: $id, afterEntryId: $after) { id amount { amount } } }"""
+OPENING_LINE = (
+    "query Opening($id: ID!) { account(id: $id) { entries(first: 1) { edges { node { id } } } } }"
+)
+VIEWER = "{ viewer { id } }"
+PER_CONNECTION = 20
 POLL_MS = 250
+GRACE_S = 10
 
 
-async def measure(url: str, subscribers: int, deposits: int) -> None:
-    # One user holds every connection here, far more than a person would.
-    connections = str(subscribers // PER_CONNECTION + 1)
+def rss_kib(server: Server) -> int:
+    assert server.process is not None
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cut(values: list[float], percent: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100)[percent - 1]
+
+
+async def victim_p95(client: GraphQLClient, stop: asyncio.Event, at_most: int) -> float:
+    """One `{ viewer { id } }` after another until told to stop (or at_most of them)."""
+    times: list[float] = []
+    while not stop.is_set() and len(times) < at_most:
+        started = time.perf_counter()
+        await client.data(VIEWER)
+        times.append(time.perf_counter() - started)
+    return cut(times, 95)
+
+
+async def measure(
+    url: str,
+    subscribers: int,
+    connections: int,
+    accounts: int,
+    rate: float,
+    seconds: float,
+    processes: int = 2,
+) -> None:
+    per_connection = -(-subscribers // connections)
     env = environment(
         url,
         BANKQL_SUBSCRIPTION_POLL_MS=str(POLL_MS),
-        BANKQL_MAX_WS_CONNECTIONS_PER_USER=connections,
-        BANKQL_MAX_WS_CONNECTIONS=str(max(1000, int(connections))),
+        BANKQL_MAX_WS_CONNECTIONS_PER_USER=str(connections + 1),
+        BANKQL_MAX_WS_CONNECTIONS=str(max(1000, connections + 10)),
+        BANKQL_MAX_CONNECTIONS=str(max(1000, connections + 100)),
+        BANKQL_MAX_SUBSCRIPTIONS_PER_CONNECTION=str(max(PER_CONNECTION, per_connection)),
+        BANKQL_RATE_LIMIT_PER_SECOND="100000",
+        BANKQL_RATE_LIMIT_BURST="100000",
     )
     assert run("migrate", env=env).returncode == 0
-    near, far = Server(env).start(), Server(env).start()
-    latencies_s: list[float] = []
+    servers = [Server(env).start() for _ in range(processes)]
+    deposits: list[tuple[str, str, float]] = []  # account, amount, sent at
+    arrivals: dict[tuple[str, str], list[float]] = {}
+    subscribed_to: dict[str, int] = {}
     try:
-        async with (
-            httpx.AsyncClient(base_url=near.url, timeout=60) as http,
-            httpx.AsyncClient(base_url=far.url, timeout=60) as elsewhere,
-            AsyncExitStack() as stack,
-        ):
-            owner = await GraphQLClient(http).signed_up("bench@example.com")
-            mover = GraphQLClient(elsewhere, owner.token)
-            accounts = [
-                (await owner.open_account(f"A{n}"))["id"]
-                for n in range(max(1, subscribers // PER_ACCOUNT))
+        async with AsyncExitStack() as stack:
+            https = [
+                await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=60))
+                for server in servers
             ]
-            streams: dict[str, list[Subscriber]] = {account: [] for account in accounts}
-            connection: Subscriber | None = None
-            for n in range(subscribers):
-                if n % PER_CONNECTION == 0:
-                    connection = await stack.enter_async_context(
-                        Subscriber.connected(near, token=owner.token)
+            owner = await GraphQLClient(https[0]).signed_up("bench@example.com")
+            movers = [GraphQLClient(http, owner.token) for http in https]
+            victim = await GraphQLClient(https[0]).signed_up("victim@example.com")
+            limit = asyncio.Semaphore(8)
+
+            async def opened(n: int) -> tuple[str, str]:
+                async with limit:
+                    account = (await owner.open_account(f"A{n}", initial_deposit="1"))["id"]
+                    edges = (await owner.data(OPENING_LINE, id=account))["account"]["entries"]
+                    return account, edges["edges"][0]["node"]["id"]
+
+            opening = dict(await asyncio.gather(*(opened(n) for n in range(accounts))))
+            names = list(opening)
+            alone = await victim_p95(victim, asyncio.Event(), 200)
+            rss_before = sum(rss_kib(server) for server in servers)
+
+            async def read(stream: Subscriber) -> None:
+                while True:
+                    message = json.loads(await stream.socket.recv())
+                    if message.get("type") != "next" or "errors" in message["payload"]:
+                        print("unexpected:", str(message)[:200])
+                        continue
+                    line = message["payload"]["data"]["accountEntries"]
+                    account = stream_accounts[stream][message["id"]]
+                    key = (account, line["amount"]["amount"])
+                    arrivals.setdefault(key, []).append(time.perf_counter())
+
+            starting = asyncio.Event()
+            victim_at_start = asyncio.create_task(victim_p95(victim, starting, 10**9))
+            stream_accounts: dict[Subscriber, dict[str, str]] = {}
+            readers = []
+            n = 0
+            for c in range(connections):
+                stream = await stack.enter_async_context(
+                    Subscriber.connected(servers[c % processes], token=owner.token)
+                )
+                stream_accounts[stream] = {}
+                for _ in range(min(per_connection, subscribers - n)):
+                    account = names[n % len(names)]
+                    stream.operations += 1
+                    operation = str(stream.operations)
+                    variables = {"id": account, "after": opening[account]}
+                    await stream.send(
+                        {
+                            "id": operation,
+                            "type": "subscribe",
+                            "payload": {"query": RESUME, "variables": variables},
+                        }
                     )
-                assert connection is not None
-                account = accounts[n % len(accounts)]
-                await connection.subscribe(account)
-                streams[account].append(connection)
-            # A subscription begins once the server has read its starting point: a moment.
-            await asyncio.sleep(2 * POLL_MS / 1000 + 1)
-            for n in range(deposits):
-                account = accounts[n % len(accounts)]
-                await mover.deposit(account, "1")
-                answered = time.perf_counter()
-                # A connection holding several of this account's subscriptions gets one
-                # line for each, so reading them one after another reads them all.
-                for stream in streams[account]:
-                    await stream.line()
-                    latencies_s.append(time.perf_counter() - answered)
+                    stream_accounts[stream][operation] = account
+                    subscribed_to[account] = subscribed_to.get(account, 0) + 1
+                    n += 1
+                readers.append(asyncio.create_task(read(stream)))
+            await asyncio.sleep(3)  # the streams start; none misses a line, being resumed
+            starting.set()
+            at_start = await victim_at_start
+            rss_after = sum(rss_kib(server) for server in servers)
+
+            stop = asyncio.Event()
+            victim_task = asyncio.create_task(victim_p95(victim, stop, 10**9))
+            started = time.perf_counter()
+            count = int(rate * seconds)
+            for d in range(count):
+                await asyncio.sleep(max(0, started + d / rate - time.perf_counter()))
+                account = names[d % len(names)]
+                amount = f"{d + 2}.00"  # unique per deposit, never the opening 1.00
+                # Timed from the request's start: a pushed line often arrives before the
+                # answer does, so this is an upper bound of commit -> delivery.
+                deposits.append((account, amount, time.perf_counter()))
+                await movers[d % processes].deposit(account, amount)
+            stop.set()
+            under_load = await victim_task
+            expected = sum(subscribed_to.get(account, 0) for account, _, _ in deposits)
+            deadline = time.perf_counter() + GRACE_S
+            while time.perf_counter() < deadline:
+                if sum(len(arrivals.get((a, m), [])) for a, m, _ in deposits) >= expected:
+                    break
+                await asyncio.sleep(0.1)
+            for reader in readers:
+                reader.cancel()
     finally:
-        near.stop()
-        far.stop()
-    connections = -(-subscribers // PER_CONNECTION)
+        for server in servers:
+            server.stop()
+    latencies = [
+        arrived - sent
+        for account, amount, sent in deposits
+        for arrived in arrivals.get((account, amount), [])
+    ]
+    delivered = len(latencies)
+    kind = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+    per_thousand = (rss_after - rss_before) / 1024 / max(subscribers, 1) * 1000
     print(
-        f"subscribers: {subscribers} on {connections} connections, "
-        f"{len(accounts)} accounts, deposits: {deposits}, look every {POLL_MS} ms"
+        f"subscribers: {subscribers} on {connections} connections, {accounts} accounts, "
+        f"{processes} processes on {kind}; {len(deposits)} deposits at {rate:g}/s"
     )
-    cuts = statistics.quantiles(latencies_s, n=100)
     print(
-        f"deposit answered -> line received: p50 {cuts[49] * 1000:.0f} ms, "
-        f"p95 {cuts[94] * 1000:.0f} ms, max {max(latencies_s) * 1000:.0f} ms "
-        f"({len(latencies_s)} lines)"
+        f"deposit sent -> line received: p50 {cut(latencies, 50) * 1000:.0f} ms, "
+        f"p95 {cut(latencies, 95) * 1000:.0f} ms, p99 {cut(latencies, 99) * 1000:.0f} ms"
+    )
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(
+        f"| subscriptions / connections / accounts | {subscribers} / {connections} / "
+        f"{accounts}, on {processes} processes |"
+    )
+    print(f"| deposits | {len(deposits)} at {rate:g}/s over all processes |")
+    print(f"| lines delivered / expected | {delivered} / {expected} |")
+    for percent in (50, 95, 99):
+        print(
+            f"| deposit sent -> line received p{percent} | "
+            f"{cut(latencies, percent) * 1000:.0f} ms |"
+        )
+    print(f"| server RSS per 1,000 subscriptions | {per_thousand:.1f} MiB |")
+    print(f"| victim `{{viewer{{id}}}}` p95 alone | {alone * 1000:.1f} ms |")
+    print(
+        f"| victim `{{viewer{{id}}}}` p95 while the subscriptions start | "
+        f"{at_start * 1000:.1f} ms ({at_start / alone:.1f}x) |"
+    )
+    print(
+        f"| victim `{{viewer{{id}}}}` p95 while the lines flow | {under_load * 1000:.1f} ms "
+        f"({under_load / alone:.1f}x) |"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subscribers", type=int, default=200)
-    parser.add_argument("--deposits", type=int, default=20)
+    parser.add_argument("--subscribers", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20, help="deposits per second")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
-    on_temporary_database(args.sqlite, lambda url: measure(url, args.subscribers, args.deposits))
+    on_temporary_database(
+        args.sqlite,
+        lambda url: measure(
+            url,
+            args.subscribers,
+            args.connections,
+            args.accounts,
+            args.rate,
+            args.seconds,
+            args.processes,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -226,3 +226,38 @@ class TransactionNotReversible(DomainError):
 
     def __post_init__(self) -> None:
         self.message = "This transaction cannot be reversed: it is a reversal or was reversed."
+
+
+@dataclass
+class EntryNotFound(DomainError):
+    """A statement line that is not one of the account's, or none at all."""
+
+    entry_id: int
+
+    def __post_init__(self) -> None:
+        self.message = "No such line on this account."
+
+
+@dataclass
+class StreamFellBehind(DomainError):
+    """A stream whose client read so slowly that more lines waited for it than it may hold."""
+
+    limit: int
+
+    def __post_init__(self) -> None:
+        self.message = (
+            f"More than {self.limit} lines waited for this stream: its client reads too slowly. "
+            "Subscribe again with afterEntryId set to the last line received."
+        )
+
+
+@dataclass
+class StreamLimitReached(DomainError):
+    """A process that holds as many streams as it may."""
+
+    limit: int
+
+    def __post_init__(self) -> None:
+        self.message = (
+            f"This server holds as many live statements as it may ({self.limit}): try again later."
+        )

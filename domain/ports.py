@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -334,6 +334,9 @@ class TransactionRepository(Protocol):
         """Up to `limit` lines of [start, end) oldest first after the line `after` (its
         moment and id), with their transactions' kinds and descriptions, in one plain query
         that walks the (account_id, created_at, id) index from where the last one stopped."""
+
+    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
+        """Those of these customer-account lines that exist, in one query."""
         ...
 
     async def audit(self) -> AuditReport:
@@ -396,4 +399,17 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork:
         """A unit of work; a read-only one refuses commit(), and storage may let it run
         beside writers instead of queueing behind them."""
+        ...
+
+
+# Told the accounts that got new lines; None when news may have been missed (a reconnect).
+Heard = Callable[[Sequence[AccountId] | None], None]
+
+
+class EntryNews(Protocol):
+    """Announcements of committed statement lines, pushed by the database as they commit."""
+
+    async def listen(self, heard: Heard) -> None:
+        """Call heard(account_ids) for each announcement until cancelled, and heard(None)
+        each time listening (re)starts, as announcements made meanwhile are lost."""
         ...

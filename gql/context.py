@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -15,8 +16,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from domain.limits import MoneyLimits
-from domain.model import Actor
-from domain.ports import PasswordHasher, UnitOfWork, UnitOfWorkFactory
+from domain.model import Actor, SessionId, UserId
+from domain.ports import EntryNews, PasswordHasher, UnitOfWork, UnitOfWorkFactory
 from domain.services import (
     AccountService,
     AuditService,
@@ -29,21 +30,27 @@ from domain.services import (
 )
 from domain.services.accounts import DEFAULT_LONGEST_STATEMENT_DAYS
 from domain.services.holds import DEFAULT_LONGEST_HOLD_SECONDS
+from domain.services.watch import DEFAULT_QUEUE_LIMIT
 from domain.throttle import SignInThrottle
 from gql.schema.loaders import Loaders
 from gql.schema.top_level_errors import Unauthenticated
 from gql.server.auth import SignedIn, TokenCodec, bearer_token
 from gql.server.settings import (
+    DEFAULT_SAFETY_LOOK_MS,
     DEFAULT_SUBSCRIPTION_CONNECTIONS,
     DEFAULT_SUBSCRIPTION_POLL_MS,
     Settings,
 )
+from persistence.database import is_sqlite
+from persistence.notifications import PostgresEntryNews
 from persistence.passwords import PasswordHashing
 from persistence.snapshot import ReadSnapshot
 from persistence.unit_of_work import SharedOut, SqlUnitOfWork
 
 # The longest a stream signed in with an ended session goes on.
 SESSION_LOOK_S = 0.5
+# How long the viewer one subscription looked up serves the others of its connection.
+VIEWER_SHARED_S = 1.0
 
 
 @dataclass
@@ -69,6 +76,12 @@ class Context:
     # How long one operation, or one event of a subscription, may run; None: no bound.
     operation_timeout_s: float | None = None
     _viewer: Actor | None = field(default=None, repr=False)
+    # A subscription's: the connection whose one lookup of the viewer it shares.
+    _connection: Context | None = field(default=None, repr=False)
+    # A connection's: its latest lookup of the viewer, when it began, and for whom.
+    _lookup: tuple[float, tuple[UserId, SessionId], asyncio.Future[Actor | None]] | None = field(
+        default=None, repr=False
+    )
     # A WebSocket connection's: a read snapshot, and a context on it, for each of its
     # queries and mutations.
     fresh_reads: Callable[[SignedIn | None], tuple[ReadSnapshot, Context]] | None = field(
@@ -88,7 +101,10 @@ class Context:
         """The context of one operation on this WebSocket connection, as fresh as an HTTP
         request's: its own loaders and viewer lookup and, for a query or a mutation, its own
         read snapshot. A subscription reads without one, or it would never see a new line."""
-        if subscription or self.fresh_reads is None:
+        if subscription:
+            yield replace(self, _viewer=None, _connection=self, _lookup=None)
+            return
+        if self.fresh_reads is None:
             yield replace(self, _viewer=None)
             return
         snapshot, context = self.fresh_reads(self.signed_in)
@@ -116,8 +132,28 @@ class Context:
         if self.signed_in is None or self.signed_in.expires_at <= datetime.now(UTC):
             return None
         if self._viewer is None:
-            self._viewer = await self.users.actor(self.signed_in.user_id, self.signed_in.session_id)
+            user_id, session_id = self.signed_in.user_id, self.signed_in.session_id
+            if self._connection is not None:
+                self._viewer = await self._connection._shared_lookup(user_id, session_id)
+            else:
+                self._viewer = await self.users.actor(user_id, session_id)
         return self._viewer
+
+    async def _shared_lookup(self, user_id: UserId, session_id: SessionId) -> Actor | None:
+        """The viewer as a lookup begun at most VIEWER_SHARED_S ago found them: a client
+        that starts twenty subscriptions at once costs one lookup, not twenty."""
+        now = asyncio.get_running_loop().time()
+        lookup = self._lookup
+        if (
+            lookup is None
+            or lookup[1] != (user_id, session_id)
+            or now - lookup[0] > VIEWER_SHARED_S
+            or (lookup[2].done() and lookup[2].exception() is not None)
+        ):
+            found = asyncio.ensure_future(self.users.actor(user_id, session_id))
+            lookup = (now, (user_id, session_id), found)
+            self._lookup = lookup
+        return await asyncio.shield(lookup[2])
 
     async def actor(self) -> Actor:
         """The signed-in user, or an UNAUTHENTICATED error."""
@@ -205,6 +241,13 @@ def sign_in_throttle(settings: Settings) -> SignInThrottle:
     )
 
 
+def entry_news(settings: Settings) -> EntryNews | None:
+    """Pushed announcements of new lines on PostgreSQL; none on SQLite, which is looked at."""
+    if is_sqlite(settings.database_url):
+        return None
+    return PostgresEntryNews(settings.listen_database_url or settings.database_url)
+
+
 def sql_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
     def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
         return SqlUnitOfWork(session_factory, read_only=read_only)
@@ -231,13 +274,27 @@ def make_context_getter(
     throttle: SignInThrottle | None = None,
     subscription_connections: int = DEFAULT_SUBSCRIPTION_CONNECTIONS,
     ledger: LedgerBounds | None = None,
+    *,
+    news: EntryNews | None = None,
+    safety_look_ms: int = DEFAULT_SAFETY_LOOK_MS,
+    queue_limit: int = DEFAULT_QUEUE_LIMIT,
+    max_streams: int | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
     password hasher. Subscriptions read through a bounded share of the pool, so that no
-    number of streams can take the connections requests need."""
+    number of streams can take the connections requests need. With `news` (PostgreSQL's
+    announcements) lines are pushed, and the look at every account is the slow safety one."""
     unit_of_work = SharedOut(sql_unit_of_work(session_factory), subscription_connections)
-    watch = EntryWatch(unit_of_work, subscription_poll_ms / 1000)
+    interval_ms = safety_look_ms if news is not None else subscription_poll_ms
+    watch = EntryWatch(
+        unit_of_work,
+        interval_ms / 1000,
+        news=news,
+        queue_limit=queue_limit,
+        read_timeout_s=operation_timeout_s,
+        max_streams=max_streams,
+    )
     sessions = session_watch_on(
         SessionService(unit_of_work, tokens.refresh_ttl), subscription_poll_ms
     )

@@ -71,6 +71,7 @@ from persistence.mapping import (
     to_user,
     utc,
 )
+from persistence.notifications import CHANNEL, payload
 from persistence.tables import (
     AccountRow,
     EntryRow,
@@ -130,13 +131,20 @@ _ENTRY_COLUMNS = ("transaction_id", "account_id", "amount", "balance_after", "cr
 
 
 @functools.lru_cache(maxsize=16)
-def _entry_rows(count: int) -> Executable:
+def _entry_rows(count: int, announced: bool) -> Executable:
     """One INSERT of `count` entries (a transaction has two): one statement, not a batch of
-    them, built once for each count."""
+    them, built once for each count. `announced` (PostgreSQL) has the same statement NOTIFY
+    the listeners of the lines' accounts, which PostgreSQL delivers once, on commit: the
+    announcement costs no round trip of its own."""
     rows: list[dict[str, Any]] = [
         {name: bindparam(f"{name}_{n}") for name in _ENTRY_COLUMNS} for n in range(count)
     ]
-    return insert(ENTRIES).values(rows)
+    statement = insert(ENTRIES).values(rows)
+    if announced:
+        # Evaluated for each row; identical notifications of one transaction arrive once.
+        notify = func.pg_notify(bindparam("channel"), bindparam("payload"))
+        return statement.returning(notify)
+    return statement
 
 
 @functools.lru_cache(maxsize=256)
@@ -569,7 +577,10 @@ class SqlTransactionRepository:
                 f"balance_after_{n}": after.minor_units if after is not None else None,
                 f"created_at_{n}": now,
             }
-        await _core(self._session, _entry_rows(len(new.entries)), params)
+        announced = self._session.get_bind().dialect.name == "postgresql"
+        if announced:
+            params |= {"channel": CHANNEL, "payload": payload([e.account_id for e in new.entries])}
+        await _core(self._session, _entry_rows(len(new.entries), announced), params)
         return transaction
 
     async def get(self, transaction_id: TransactionId) -> Transaction | None:
@@ -759,6 +770,16 @@ class SqlTransactionRepository:
             )
             for key, transaction, kind, description, amount, after_it, when in rows
         ]
+
+    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
+        if not entry_ids:
+            return []
+        query = (
+            select(EntryRow, AccountRow.currency)
+            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
+            .where(col(EntryRow.id).in_(set(entry_ids)), AccountRow.kind == CUSTOMER)
+        )
+        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
 
     async def audit(self) -> AuditReport:
         return await audit_ledger(self._session)

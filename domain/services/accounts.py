@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -211,33 +211,6 @@ class AccountService:
             entry = await uow.transactions.get_entry(entry_id)
             account = await uow.accounts.get(entry.account_id) if entry else None
         return entry if account is not None and actor.can_read(account) else None
-
-    async def new_entries(
-        self,
-        *,
-        actor: Actor,
-        account_id: AccountId,
-        wait: Callable[[], Awaitable[None]],
-        batch: int = 100,
-    ) -> AsyncGenerator[Entry, None]:
-        """Every line committed on the account from now on, oldest first, for as long as the
-        caller reads; `wait` returns when it is time to look again.
-
-        Nothing is skipped or repeated: each look resumes after the last line handed out,
-        and an account's lines are numbered in the order they were committed.
-        """
-        async with self._uow(read_only=True) as uow:
-            account = await uow.accounts.get(account_id)
-            if account is None or not actor.can_read(account):
-                raise AccountNotFound(account_id)
-            last = (await uow.transactions.newest_entry_ids([account_id])).get(account_id)
-        while True:
-            await wait()
-            async with self._uow(read_only=True) as uow:
-                entries = await uow.transactions.entries_after(account_id, last, batch)
-            for entry in entries:
-                last = entry.id
-                yield entry
 
     async def transactions(
         self, *, actor: Actor, transaction_ids: Sequence[TransactionId]

@@ -1,83 +1,360 @@
-"""One look for new statement lines per interval, shared by every subscription of a process."""
+"""Live statement lines: one read per account with news, handed to every stream of it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from domain.ledger import EntryId
-from domain.model import AccountId, SessionId
-from domain.ports import UnitOfWorkFactory
+from domain.errors import (
+    AccountNotFound,
+    EntryNotFound,
+    StreamFellBehind,
+    StreamLimitReached,
+)
+from domain.ledger import Entry, EntryId
+from domain.model import Account, AccountId, Actor, SessionId
+from domain.ports import EntryNews, UnitOfWorkFactory
 
 logger = logging.getLogger("bankql.watch")
 
 Sleep = Callable[[float], Awaitable[None]]
 
+# Awaits what it is given (news for a stream), bounded as the caller sees fit.
+Waiting = Callable[[Awaitable[object]], Awaitable[None]]
+
+DEFAULT_QUEUE_LIMIT = 1000
+DEFAULT_BATCH = 100
+# Most streams one start-up read serves.
+START_BATCH = 500
+
+
+async def _just_wait(news: Awaitable[object]) -> None:
+    await news
+
+
+class _Stream:
+    """What one subscription has been handed and not yet taken."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[Entry] = deque()
+        self.arrived = asyncio.Event()
+        self.fell_behind = False
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the start-up read found for one starting stream."""
+
+    account: Account | None
+    newest: EntryId | None
+    entry: Entry | None
+
+
+class _Account:
+    """The streams of one account, the newest line handed to them, and the account itself,
+    whose owner decides who may join (an account never changes hands)."""
+
+    def __init__(self, account: Account, last: EntryId | None) -> None:
+        self.account = account
+        self.last = last
+        self.streams: set[_Stream] = set()
+
 
 class EntryWatch:
-    """Wakes the readers of an account when its newest line changes.
+    """Reads each account's new lines once, and hands them to every stream of the account.
 
-    However many subscriptions a process holds, it asks the database one question per
-    interval: the newest line of each watched account. An account's lines are numbered in
-    commit order, so a newer newest line means lines were committed, whichever process
-    wrote them. A woken reader then fetches what it has not seen. An account's first look
-    wakes its readers too, so that nothing committed just before the watch began is missed.
+    News comes two ways. Storage that can announce committed lines (`news`) wakes the watch
+    as each commits; as announcements can be lost, the watch also looks every `interval_s`
+    at the newest line of every watched account in one query, and at once whenever the
+    announcements (re)start. Without announcements that look is all there is, so it is
+    made often. Either way an account with news is read once, after the newest line its
+    streams were handed, and each stream gets the lines in their order.
+
+    A look and its reads are given up after `read_timeout_s` and made again later.
+    At most `max_streams` streams run at once; one more is refused.
+    Each stream holds at most `queue_limit` lines its client has not taken; past that it
+    ends with StreamFellBehind, and the others go on.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, interval_s: float, sleep: Sleep = asyncio.sleep):
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        interval_s: float,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        *,
+        news: EntryNews | None = None,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        batch: int = DEFAULT_BATCH,
+        read_timeout_s: float | None = None,
+        max_streams: int | None = None,
+    ) -> None:
         self._uow = uow
         self.interval_s = interval_s
         self._sleep = sleep
-        self._readers: dict[AccountId, set[asyncio.Event]] = {}
-        self._newest: dict[AccountId, EntryId | None] = {}
+        self._news = news
+        self.queue_limit = queue_limit
+        self._batch = batch
+        self._read_timeout_s = read_timeout_s
+        self.max_streams = max_streams
+        self.streams = 0
+        self._accounts: dict[AccountId, _Account] = {}
+        self._with_news: set[AccountId] = set()
+        self._look_at_all = False
+        self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._starting: list[tuple[AccountId, EntryId | None, asyncio.Future[_Found]]] = []
+        self._start_up: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    @asynccontextmanager
-    async def watching(self, account_id: AccountId) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-        """A wait() that returns once the account may have new lines, for as long as the
-        block lasts."""
-        woken = asyncio.Event()
-        self._readers.setdefault(account_id, set()).add(woken)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._look_until_unwatched())
+    @property
+    def pushed(self) -> bool:
+        """Whether storage announces new lines (else the look every interval is all)."""
+        return self._news is not None
 
-        async def wait() -> None:
-            await woken.wait()
-            woken.clear()
-
+    async def lines(
+        self,
+        *,
+        actor: Actor,
+        account_id: AccountId,
+        after: EntryId | None = None,
+        waiting: Waiting = _just_wait,
+    ) -> AsyncGenerator[Entry, None]:
+        """The account's lines committed from now on, or after the line `after`, oldest
+        first, none skipped or repeated, for as long as the caller reads. `waiting` awaits
+        the news between lines (the caller's bound on how long that may take)."""
+        self._on_running_loop()
+        if self.max_streams is not None and self.streams >= self.max_streams:
+            raise StreamLimitReached(self.max_streams)
+        self.streams += 1
+        lines = self._lines(actor, account_id, after, waiting)
         try:
-            yield wait
+            async for entry in lines:
+                yield entry
         finally:
-            readers = self._readers[account_id]
-            readers.discard(woken)
-            if not readers:
-                del self._readers[account_id]
-                self._newest.pop(account_id, None)
+            self.streams -= 1
+            await lines.aclose()  # leaves the account's readers now, not when collected
 
-    async def _look_until_unwatched(self) -> None:
-        while self._readers:
-            await self._sleep(self.interval_s)
+    async def _lines(
+        self, actor: Actor, account_id: AccountId, after: EntryId | None, waiting: Waiting
+    ) -> AsyncGenerator[Entry, None]:
+        # Joining an account that is watched already costs nothing. The first stream of an
+        # account, and a resumed one, wait for the next start-up read, one query of each
+        # kind for every stream starting meanwhile.
+        known = self._accounts.get(account_id)
+        account = known.account if known is not None else None
+        newest: EntryId | None = None
+        if account is None or after is not None:
+            found = await self._found(account_id, after)
+            account = account or found.account
+            newest = found.newest
+            if account is None or not actor.can_read(account):
+                raise AccountNotFound(account_id)
+            if after is not None and (found.entry is None or found.entry.account_id != account_id):
+                raise EntryNotFound(after)
+        if account is None or not actor.can_read(account):
+            raise AccountNotFound(account_id)
+        # From here until the first await: the stream joins with the account's newest line
+        # handed out; every later line comes to it, and a resumed stream reads the rest.
+        watched = self._accounts.get(account_id)
+        if watched is None:
+            watched = self._accounts[account_id] = _Account(account, newest)
+        stream = _Stream()
+        watched.streams.add(stream)
+        self._start()
+        joined_at = watched.last
+        sent = after if after is not None else joined_at
+        try:
+            while after is not None and joined_at is not None and (sent or 0) < joined_at:
+                async with self._uow(read_only=True) as uow:
+                    caught_up = await uow.transactions.entries_after(account_id, sent, self._batch)
+                if not caught_up:
+                    break
+                for entry in caught_up:
+                    sent = entry.id
+                    yield entry
+            while True:
+                while not stream.waiting:
+                    if stream.fell_behind:
+                        raise StreamFellBehind(self.queue_limit)
+                    stream.arrived.clear()
+                    await waiting(stream.arrived.wait())
+                entry = stream.waiting.popleft()
+                if sent is not None and entry.id <= sent:  # read while catching up
+                    continue
+                sent = entry.id
+                yield entry
+        finally:
+            watched.streams.discard(stream)
+            if not watched.streams and self._accounts.get(account_id) is watched:
+                del self._accounts[account_id]
+                self._with_news.discard(account_id)
+
+    def _on_running_loop(self) -> None:
+        """Start afresh on a new event loop: what a finished one left is of no use (a
+        process runs one loop; a test may run one per connection)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._woken = asyncio.Event()
+        self._task = self._listening = self._start_up = None
+        self._starting = []
+
+    def _found(self, account_id: AccountId, after: EntryId | None) -> asyncio.Future[_Found]:
+        """What a starting stream needs to know, from the next start-up read."""
+        future: asyncio.Future[_Found] = asyncio.get_running_loop().create_future()
+        self._starting.append((account_id, after, future))
+        if self._start_up is None or self._start_up.done():
+            self._start_up = asyncio.create_task(self._read_for_starts())
+        return future
+
+    async def _read_for_starts(self) -> None:
+        await asyncio.sleep(0)  # the streams starting together join in
+        while self._starting:
+            starting = self._starting[:START_BATCH]
+            del self._starting[:START_BATCH]
             try:
-                await self._look()
-            except Exception:  # the database may be away for a while; readers just wait longer
-                logger.warning("could not look for new statement lines", exc_info=True)
+                unknown = list({account_id for account_id, _, _ in starting})
+                after = [entry_id for _, entry_id, _ in starting if entry_id is not None]
+                async with self._uow(read_only=True) as uow:
+                    accounts = {a.id: a for a in await uow.accounts.get_many(unknown)}
+                    newest = await uow.transactions.newest_entry_ids(unknown)
+                    entries = {e.id: e for e in await uow.transactions.get_entries(after)}
+            except Exception as error:
+                for _, _, future in starting:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for account_id, entry_id, future in starting:
+                if not future.done():
+                    entry = entries.get(entry_id) if entry_id is not None else None
+                    future.set_result(
+                        _Found(accounts.get(account_id), newest.get(account_id), entry)
+                    )
+
+    def heard(self, account_ids: Sequence[AccountId] | None) -> None:
+        """News from storage: these accounts have new lines, or (None) any may have."""
+        if account_ids is None:
+            self._look_at_all = True
+        else:
+            self._with_news.update(a for a in account_ids if a in self._accounts)
+        self._woken.set()
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch_while_watched())
+        if self._news is not None and (self._listening is None or self._listening.done()):
+            self._listening = asyncio.create_task(self._listen(self._news))
+
+    async def _listen(self, news: EntryNews) -> None:
+        try:
+            await news.listen(self.heard)
+        except Exception:  # the look every interval carries on without announcements
+            logger.warning("stopped listening for new statement lines", exc_info=True)
+
+    async def _watch_while_watched(self) -> None:
+        # An account's first read happens at once: its newest line may be older than the
+        # moment its first stream joined, and the stream must not wait for the next look.
+        self._look_at_all = True
+        try:
+            while self._accounts:
+                idle = not self._woken.is_set() and not self._look_at_all
+                if idle and await self._wait_for_news():
+                    self._look_at_all = True
+                self._woken.clear()
+                try:
+                    # A read that hangs would hold up every stream: it is given up, and
+                    # made again after the pause.
+                    async with asyncio.timeout(self._read_timeout_s):
+                        await self._look()
+                except Exception:  # the database may be away for a while; readers wait longer
+                    logger.warning("could not look for new statement lines", exc_info=True)
+                    self._look_at_all = True
+                    await self._pause()
+        finally:
+            self._task = None
+            if self._listening is not None:
+                self._listening.cancel()
+                self._listening = None
+
+    async def _wait_for_news(self) -> bool:
+        """Wait for an announcement or the interval, whichever comes first; True for the
+        interval, when every watched account is to be looked at."""
+        if self._sleep is not None:  # a test's clock: every tick is a look at all
+            sleeping = asyncio.ensure_future(self._sleep(self.interval_s))
+            woken = asyncio.ensure_future(self._woken.wait())
+            done, _ = await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            sleeping.cancel()
+            woken.cancel()
+            return sleeping in done
+        try:
+            async with asyncio.timeout(self.interval_s):
+                await self._woken.wait()
+        except TimeoutError:
+            return True
+        return False
+
+    async def _pause(self) -> None:
+        if self._sleep is not None:
+            await self._sleep(self.interval_s)
+        else:
+            await asyncio.sleep(self.interval_s)
 
     async def _look(self) -> None:
-        watched = list(self._readers)
-        if not watched:
+        if self._look_at_all:
+            self._look_at_all = False
+            watched = list(self._accounts)
+            if watched:
+                async with self._uow(read_only=True) as uow:
+                    newest = await uow.transactions.newest_entry_ids(watched)
+                for account_id, latest in newest.items():
+                    account = self._accounts.get(account_id)
+                    if account is not None and (account.last is None or latest > account.last):
+                        self._with_news.add(account_id)
+        with_news, self._with_news = self._with_news, set()
+        results = await asyncio.gather(
+            *(self._read(account_id) for account_id in with_news), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+
+    async def _read(self, account_id: AccountId) -> None:
+        account = self._accounts.get(account_id)
+        if account is None:
             return
-        async with self._uow(read_only=True) as uow:
-            newest = await uow.transactions.newest_entry_ids(watched)
-        for account_id in watched:
-            if account_id not in self._readers:  # unwatched while the database answered
+        try:
+            async with self._uow(read_only=True) as uow:
+                entries = await uow.transactions.entries_after(
+                    account_id, account.last, self._batch
+                )
+        except BaseException:
+            self._with_news.add(account_id)  # to be read again
+            raise
+        # Only this task reads an account, so no other read moved `last` meanwhile.
+        for entry in entries:
+            if account.last is not None and entry.id <= account.last:
                 continue
-            latest = newest.get(account_id)
-            if account_id not in self._newest or self._newest[account_id] != latest:
-                self._newest[account_id] = latest
-                for woken in self._readers.get(account_id, ()):
-                    woken.set()
+            account.last = entry.id
+            for stream in list(account.streams):
+                self._hand(account, stream, entry)
+        if len(entries) == self._batch:  # there may be more
+            self._with_news.add(account_id)
+            self._woken.set()
+
+    def _hand(self, account: _Account, stream: _Stream, entry: Entry) -> None:
+        if len(stream.waiting) >= self.queue_limit:
+            stream.fell_behind = True
+            stream.waiting.clear()
+            account.streams.discard(stream)
+        else:
+            stream.waiting.append(entry)
+        stream.arrived.set()
 
 
 class SessionWatch:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable
 from datetime import UTC, datetime
+from typing import Annotated
 
 import strawberry
 
 from domain import errors
+from domain.ledger import EntryId
 from domain.model import AccountId
 from gql.schema.execution import RequestTimeout, timeout_message
 from gql.schema.ids import argument_key
 from gql.schema.permissions import SIGNED_IN
-from gql.schema.top_level_errors import NotFound, Unauthenticated
+from gql.schema.top_level_errors import NotFound, SlowConsumer, TooManyStreams, Unauthenticated
 from gql.schema.types import Info, LedgerEntry
 
 
-async def _first_of(news: Awaitable[None], ended: Awaitable[bool]) -> bool:
+async def _first_of(news: Awaitable[object], ended: Awaitable[bool]) -> bool:
     """Wait for news or for the session's end, whichever comes first; True for the end."""
     waiting = asyncio.ensure_future(news)
     ending = asyncio.ensure_future(ended)
@@ -40,11 +42,28 @@ class Subscription:
         permission_classes=SIGNED_IN,
     )
     async def account_entries(
-        self, info: Info, account_id: strawberry.ID
+        self,
+        info: Info,
+        account_id: strawberry.ID,
+        after_entry_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description=(
+                    "Resume: first every line committed after this line of the account, "
+                    "oldest first, then new ones; none skipped or repeated."
+                )
+            ),
+        ] = None,
     ) -> AsyncGenerator[LedgerEntry, None]:
-        """Lines committed after the subscription started, oldest first, none skipped."""
+        """Lines committed after the subscription started, or after `afterEntryId`, oldest
+        first, none skipped or repeated."""
         context = info.context
         key = AccountId(argument_key(account_id, "Account", "accountId"))
+        after = (
+            EntryId(argument_key(after_entry_id, "LedgerEntry", "afterEntryId"))
+            if after_entry_id is not None
+            else None
+        )
         actor = await context.actor()
         signed_in = context.signed_in
         if signed_in is None:  # never: actor() found a viewer, so there is a sign-in
@@ -52,12 +71,9 @@ class Subscription:
         expires_at = signed_in.expires_at
         timeout_s = context.operation_timeout_s
         bound: asyncio.Timeout | None = None
-        async with (
-            context.entry_watch.watching(key) as wait_for_news,
-            context.session_watch.watching(signed_in.session_id) as session_ended,
-        ):
+        async with context.session_watch.watching(signed_in.session_id) as session_ended:
 
-            async def wait() -> None:
+            async def waiting(news: Awaitable[object]) -> None:
                 # Waiting for news takes as long as it takes; reading it has a deadline.
                 if bound is not None:
                     bound.reschedule(None)
@@ -66,7 +82,7 @@ class Subscription:
                 left_s = (expires_at - datetime.now(UTC)).total_seconds()
                 try:
                     async with asyncio.timeout(max(left_s, 0)):
-                        ended = await _first_of(wait_for_news(), session_ended.wait())
+                        ended = await _first_of(news, session_ended.wait())
                 except TimeoutError:
                     raise Unauthenticated("Your sign-in has expired: sign in again.") from None
                 if ended:
@@ -74,7 +90,9 @@ class Subscription:
                 if bound is not None and timeout_s is not None:
                     bound.reschedule(asyncio.get_running_loop().time() + timeout_s)
 
-            entries = context.accounts.new_entries(actor=actor, account_id=key, wait=wait)
+            entries = context.entry_watch.lines(
+                actor=actor, account_id=key, after=after, waiting=waiting
+            )
             try:
                 while True:
                     try:
@@ -87,5 +105,11 @@ class Subscription:
                     yield LedgerEntry.from_domain(entry)
             except errors.AccountNotFound:
                 raise NotFound("No such account.") from None
+            except errors.EntryNotFound:
+                raise NotFound("No such line on this account: `afterEntryId`.") from None
+            except errors.StreamFellBehind as behind:
+                raise SlowConsumer(behind.message) from None
+            except errors.StreamLimitReached as limit:
+                raise TooManyStreams(limit.message) from None
             finally:
                 await entries.aclose()

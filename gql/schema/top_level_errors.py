@@ -34,6 +34,18 @@ class NotFound(ClientProblem):
     code = "NOT_FOUND"
 
 
+class SlowConsumer(ClientProblem):
+    """A stream whose client took its lines too slowly; it ends, and may be resumed."""
+
+    code = "SLOW_CONSUMER"
+
+
+class TooManyStreams(ClientProblem):
+    """A server process that holds as many subscriptions as it may."""
+
+    code = "TOO_MANY_STREAMS"
+
+
 class RateLimited(ClientProblem):
     """Too many requests, sign-ins or hashes for now; `retryAfter` says how many seconds to
     wait, and over HTTP the status is 429 with a Retry-After header saying the same."""

@@ -32,6 +32,7 @@ from strawberry.types.unset import UnsetType
 from gql.context import (
     Context,
     ContextGetter,
+    entry_news,
     ledger_bounds,
     make_context_getter,
     money_limits,
@@ -340,6 +341,10 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         sign_in_throttle(settings),
         settings.subscription_connections,
         ledger_bounds(settings),
+        news=entry_news(settings),
+        safety_look_ms=settings.subscription_safety_look_ms,
+        queue_limit=settings.subscription_queue_limit,
+        max_streams=settings.max_subscriptions,
     )
 
     async def readyz(_request: Request) -> JSONResponse:

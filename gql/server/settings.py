@@ -20,6 +20,7 @@ MIN_SECRET_KEY_LENGTH = 32
 MIB = 1024 * 1024
 DEFAULT_SUBSCRIPTION_POLL_MS = 250
 DEFAULT_SUBSCRIPTION_CONNECTIONS = 4
+DEFAULT_SAFETY_LOOK_MS = 5000
 DEFAULT_MAX_QUERY_COST = 5000
 MAX_WORKERS = 256
 
@@ -87,6 +88,15 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=2, le=1000)
     prepared_statements: bool = True
+    # On PostgreSQL, committed lines are pushed at once; this slow look finds any whose
+    # announcement was lost. The listening connection goes to this URL if set (straight to
+    # the server, past any pooler), else to the database URL.
+    subscription_safety_look_ms: int = Field(default=DEFAULT_SAFETY_LOOK_MS, ge=10, le=600_000)
+    listen_database_url: str | None = None
+    # Most lines one stream holds that its client has not taken; past it the stream ends.
+    subscription_queue_limit: int = Field(default=1000, ge=1, le=1_000_000)
+    # Most subscriptions one process holds at once, over all its connections.
+    max_subscriptions: int = Field(default=20_000, ge=1, le=1_000_000)
     # The largest single movement and the largest balance of a customer account, in whole
     # units of the currency moved (1000 is 1000.00 EUR or 1000 JPY); unset, only 64 bits of
     # minor units bound them.

@@ -31,10 +31,10 @@ def test_the_load_benchmark_checks_the_ledger_and_prints_throughput():
 
 
 def test_the_subscription_benchmark_prints_delivery_times():
-    output = run(
-        "-m", "benchmarks.subscriptions", "--subscribers", "20", "--deposits", "4", "--sqlite"
-    )
+    arguments = "--subscribers 20 --connections 2 --accounts 4 --rate 4 --seconds 1 --sqlite"
+    output = run("-m", "benchmarks.subscriptions", *arguments.split())
     assert "subscribers: 20 on 2 connections" in output and "line received: p50" in output
+    assert "| lines delivered / expected | 20 / 20 |" in output, output
 
 
 def test_the_abuse_benchmark_prints_the_victims_latency_under_each_attack():

@@ -312,8 +312,8 @@ async def never_answer(*_args: Any, **_kwargs: Any) -> Any:
 @pytest.mark.parametrize(
     "slow_step",
     [
-        # Reading the new lines, and then resolving their fields.
-        "entries_after",
+        # Resolving a line's fields. (New lines are read once for every stream of an account,
+        # by the watch, under a deadline of its own: see tests/unit/test_watch.py.)
         "get_many",
     ],
 )

@@ -82,6 +82,12 @@ def test_a_real_client_registers_moves_money_and_reads_the_statement(served_brie
     assert result.stdout.strip().endswith(" 0 failed")
 
 
+def test_a_real_client_resumes_its_live_statement_after_a_dropped_connection(served):
+    result = node("resume.mjs", f"{served}/graphql")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(" 0 failed")
+
+
 def test_graphiql_runs_a_query_and_a_subscription_with_every_other_host_blocked(served):
     if not Path(CHROMIUM).exists():
         unavailable(f"Chromium is not installed at {CHROMIUM}", "BANKQL_REQUIRE_BROWSER")

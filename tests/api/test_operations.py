@@ -7,7 +7,7 @@ import logging
 import httpx
 from starlette.testclient import TestClient
 
-from domain.services import AccountService
+from domain.services import AccountService, EntryWatch
 from gql.server.app import create_app
 from gql.server.logs import JsonFormatter, quiet_libraries
 from tests.api.graphql import LOGIN, OPEN
@@ -136,7 +136,7 @@ def test_a_subscription_fault_is_masked_and_logged_under_its_connections_request
         raise RuntimeError("the disk is on fire")
         yield  # an async generator, as the real method is
 
-    monkeypatch.setattr(AccountService, "new_entries", broken)
+    monkeypatch.setattr(EntryWatch, "lines", broken)
     app = create_app(settings_for(url))
     register = 'mutation { register(input: {email: "ws@example.com", password: "long enough pw"})'
     subscribe = 'subscription { accountEntries(accountId: "QWNjb3VudDox") { id } }'

@@ -12,7 +12,7 @@ from domain.limits import MoneyLimits
 from domain.model import AccountId, Actor
 from domain.money import Currency, Money
 from domain.ports import PageRequest
-from domain.services import AccountService, MovementService, UserService
+from domain.services import AccountService, EntryWatch, MovementService, UserService
 from persistence.passwords import PasswordHashing
 
 EUR = Currency.of("EUR")
@@ -109,24 +109,17 @@ async def test_a_reader_reads_its_snapshot_beside_an_open_writer_and_cannot_comm
         assert (await reader.accounts.get(account.id)).name == "Being renamed"
 
 
-async def test_new_lines_come_from_storage_oldest_first_after_the_last_seen(uow_factory):
+async def test_a_resumed_stream_reads_storage_oldest_first_after_the_given_line(uow_factory):
     actor, account = await funded_account(uow_factory)
     movements = MovementService(uow_factory)
-    rounds = [
-        [
-            lambda: movements.withdraw(actor=actor, account_id=account.id, amount=Money(100, EUR)),
-            lambda: movements.deposit(actor=actor, account_id=account.id, amount=Money(5, EUR)),
-        ],
-        [],
-        [lambda: movements.withdraw(actor=actor, account_id=account.id, amount=Money(1, EUR))],
-    ]
-
-    async def wait():
-        for movement in rounds.pop(0) if rounds else []:
-            await movement()
-
-    stream = AccountService(uow_factory).new_entries(
-        actor=actor, account_id=account.id, wait=wait, batch=1
+    await movements.withdraw(actor=actor, account_id=account.id, amount=Money(100, EUR))
+    await movements.deposit(actor=actor, account_id=account.id, amount=Money(5, EUR))
+    await movements.withdraw(actor=actor, account_id=account.id, amount=Money(1, EUR))
+    async with uow_factory(read_only=True) as uow:
+        [opening, *_] = await uow.transactions.entries_after(account.id, None, 1)
+    # One line to a read, so that catching up takes several.
+    stream = EntryWatch(uow_factory, 60, batch=1).lines(
+        actor=actor, account_id=account.id, after=opening.id
     )
     seen = [await anext(stream) for _ in range(3)]
     await stream.aclose()

@@ -352,50 +352,6 @@ async def test_users_see_themselves_and_administrators_see_everyone(uow):
     assert await users.actor(alice.id, SessionId(424242)) is None
 
 
-async def test_new_entries_hands_out_each_later_line_once_in_commit_order(accounts, movements):
-    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR, initial_deposit=eur(900))
-    b = await accounts.open_account(actor=BOB, name="B", currency=EUR)
-    # Between looks, more lines commit than one look hands out (batch=2), on both accounts.
-    rounds = [
-        [lambda: movements.withdraw(actor=ALICE, account_id=a.id, amount=eur(100))],
-        [
-            lambda: movements.transfer(actor=ALICE, source=a.id, destination=b.id, amount=eur(1)),
-            lambda: movements.deposit(actor=BOB, account_id=b.id, amount=eur(5)),
-            lambda: movements.deposit(actor=ALICE, account_id=a.id, amount=eur(20)),
-            lambda: movements.withdraw(actor=ALICE, account_id=a.id, amount=eur(3)),
-        ],
-        [],
-        [lambda: movements.deposit(actor=ALICE, account_id=a.id, amount=eur(7))],
-    ]
-
-    async def wait():
-        for move in rounds.pop(0) if rounds else []:
-            await move()
-
-    stream = accounts.new_entries(actor=ALICE, account_id=a.id, wait=wait, batch=2)
-    seen = [await anext(stream) for _ in range(5)]
-    await stream.aclose()
-    # The opening deposit came before the stream started, and Bob's lines are not Alice's.
-    assert [e.amount.minor_units for e in seen] == [-100, -1, 20, -3, 7]
-    assert [e.balance_after.minor_units for e in seen] == [800, 799, 819, 816, 823]
-    assert len({e.id for e in seen}) == 5
-
-
-async def test_new_entries_of_someone_elses_account_look_like_no_account(accounts):
-    a = await accounts.open_account(actor=ALICE, name="A", currency=EUR)
-
-    async def wait():
-        raise AssertionError("a refused stream never waits")
-
-    with pytest.raises(AccountNotFound):
-        await anext(accounts.new_entries(actor=BOB, account_id=a.id, wait=wait))
-    with pytest.raises(AccountNotFound):
-        await anext(accounts.new_entries(actor=BOB, account_id=AccountId(987654), wait=wait))
-    admin_stream = accounts.new_entries(actor=ADMIN, account_id=a.id, wait=wait)
-    with pytest.raises(AssertionError, match="never waits"):
-        await anext(admin_stream)  # an administrator may read it, so the stream gets going
-
-
 async def test_one_customer_at_the_largest_balance_leaves_room_for_everyone(uow, accounts):
     movements = MovementService(uow)
     full = await accounts.open_account(
