@@ -51,56 +51,35 @@ SERVICE_UNAVAILABLE = (
 )
 
 
-class BoundedH11Protocol(H11Protocol):
-    """HTTP/1.1 that closes a connection whose request head takes longer than the receive
-    timeout, and answers an upgrade past the connection cap with 503."""
+class _HeadDeadline:
+    """A request head must arrive within the receive timeout, on a new connection and
+    between two requests on a kept-alive one; otherwise the connection is closed. Mixed
+    into a uvicorn protocol, which says when it is between requests."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
     def __init__(self, *args: Any, receive_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._receive_timeout_s = receive_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_arrived()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._head_arrived()
+    def _between_requests(self) -> bool:
+        raise NotImplementedError
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Waiting for the next request on a kept-alive connection: its head is timed too.
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+    def _await_next_head(self) -> None:
+        """After a response: the next request's head is timed too, unless one is already
+        being read or answered."""
+        if self._between_requests() and not self.transport.is_closing():
             self._await_head()
-
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        limit = self.limit_concurrency
-        if limit is not None and len(self.connections) >= limit:
-            self.logger.warning("Exceeded concurrency limit.")
-            self._refuse_upgrade()
-            return
-        super().handle_websocket_upgrade(event)
-
-    def _refuse_upgrade(self) -> None:
-        body = b"Service Unavailable"
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        for event in (
-            h11.Response(status_code=503, headers=headers, reason=b"Service Unavailable"),
-            h11.Data(data=body),
-            h11.EndOfMessage(),
-        ):
-            self.transport.write(self.conn.send(event))
-        self.transport.close()
 
     def _await_head(self) -> None:
         self._head_arrived()
@@ -113,8 +92,34 @@ class BoundedH11Protocol(H11Protocol):
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._between_requests() and not self.transport.is_closing():
             self.transport.close()
+
+
+class BoundedH11Protocol(_HeadDeadline, H11Protocol):
+    """HTTP/1.1 on h11 that closes a connection whose request head takes longer than the
+    receive timeout, and answers an upgrade past the connection cap with 503."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._between_requests():
+            self._head_arrived()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._await_next_head()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) >= limit:
+            self.logger.warning("Exceeded concurrency limit.")
+            self.transport.write(SERVICE_UNAVAILABLE)
+            self.transport.close()
+            return
+        super().handle_websocket_upgrade(event)
+
+    def _between_requests(self) -> bool:
+        return self.conn.their_state is h11.IDLE
 
 
 try:
@@ -123,22 +128,8 @@ except ImportError:  # httptools is not installed: h11 serves
     BoundedHttpToolsProtocol: type[asyncio.Protocol] | None = None
 else:
 
-    class _BoundedHttpTools(HttpToolsProtocol):
-        """The same bounds as BoundedH11Protocol, on the httptools parser: a head must
-        arrive within the receive timeout, and an upgrade past the cap gets 503."""
-
-        def __init__(self, *args: Any, receive_timeout_s: float, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._receive_timeout_s = receive_timeout_s
-            self._head_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._await_head()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._head_arrived()
-            super().connection_lost(exc)
+    class _BoundedHttpTools(_HeadDeadline, HttpToolsProtocol):
+        """The same bounds as BoundedH11Protocol, on the httptools parser."""
 
         def on_headers_complete(self) -> None:
             self._head_arrived()
@@ -146,10 +137,7 @@ else:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            # Waiting for the next request on a kept-alive connection: its head is timed
-            # too, unless a pipelined request is already being answered.
-            if self._between_requests() and not self.transport.is_closing():
-                self._await_head()
+            self._await_next_head()
 
         def handle_websocket_upgrade(self) -> None:
             limit = self.limit_concurrency
@@ -161,20 +149,7 @@ else:
             super().handle_websocket_upgrade()
 
         def _between_requests(self) -> bool:
+            # Not while a pipelined request waits or a response is still being sent.
             return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
-
-        def _await_head(self) -> None:
-            self._head_arrived()
-            self._head_timer = self.loop.call_later(self._receive_timeout_s, self._head_too_slow)
-
-        def _head_arrived(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_too_slow(self) -> None:
-            self._head_timer = None
-            if self._between_requests() and not self.transport.is_closing():
-                self.transport.close()
 
     BoundedHttpToolsProtocol = _BoundedHttpTools
