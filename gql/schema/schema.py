@@ -123,6 +123,27 @@ class RecordOperation(SchemaExtension):
             details["outcome"] = "ok"
 
 
+class CachedParse(ParserCache):
+    """Parses each distinct document once; one that does not parse is left unparsed here.
+
+    Strawberry parses it again in its own step, whose syntax error answers the request as
+    the client's (HTTP 400; close 4400 over WebSocket). Raised from this hook, the error
+    would escape a WebSocket operation as a fault: logged with its traceback, and the
+    client told only `complete`. A document that fails is never cached, so the second
+    parse costs what the first did, within the same token limit.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            context.graphql_document = None
+        yield
+
+
 class QuietBoundedExecution(BoundedExecution, ExecutorWithoutSuggestions):
     """Within its deadline, and coercing variables without suggesting the schema's names."""
 
@@ -193,7 +214,7 @@ def build_schema(
         lambda: QueryCost(max_cost=limits.max_cost),
     ]
     if caches:
-        extensions.append(lambda: ParserCache(maxsize=CACHE_SIZE))
+        extensions.append(lambda: CachedParse(maxsize=CACHE_SIZE))
     return BankSchema(
         query=Query,
         mutation=Mutation,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from graphql import OperationType
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from starlette.websockets import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -71,6 +72,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.handle_invalid_message(INVALID_MESSAGE)
             return
         await super().handle_message(message)
+
+    async def send_message(self, message: Message) -> None:
+        """Send, unless this side has already closed the connection. An operation closes
+        it (4400 for a document that does not parse, or names no operation it has) in a
+        task of its own, while the connection goes on reading: a message read just before
+        the close, a ping say, would otherwise be answered on a closed socket, and the
+        connection end in an exception instead of its close code. Nothing can follow a
+        close frame."""
+        try:
+            await super().send_message(message)
+        except WebSocketDisconnected:
+            return
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         kind = operation_type(operation.query, operation.operation_name)

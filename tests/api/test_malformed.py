@@ -186,3 +186,63 @@ def test_an_operation_without_a_query_over_websocket_is_the_clients_error(http, 
     [error] = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
     assert error["message"] != "Internal server error"
     assert faults(caplog) == []
+
+
+def closed_after(socket, message: dict) -> WebSocketDisconnect:
+    """How the server closed the connection after this one message; fails if it answered."""
+    socket.send_json({"type": "connection_init"})
+    assert socket.receive_json() == {"type": "connection_ack"}
+    socket.send_json(message)
+    with pytest.raises(WebSocketDisconnect) as closed:
+        answer = socket.receive_json()
+        pytest.fail(f"answered {answer} instead of closing")
+    return closed.value
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("0", "Syntax Error: Unexpected Int '0'."),
+        ("{ __typename", "Syntax Error: Expected Name, found <EOF>."),
+        (
+            "{ " + "a " * 3_000 + "}",
+            "Syntax Error: Document contains more than 2000 tokens. Parsing aborted.",
+        ),
+    ],
+    ids=["a number", "unclosed", "too many tokens"],
+)
+def test_a_document_that_does_not_parse_over_websocket_closes_with_4400(
+    http, caplog, query, reason
+):
+    """As the same document over HTTP is 400: the client hears why, and the log stays clean
+    (not `complete` alone, with the syntax error logged as a fault)."""
+    with (
+        caplog.at_level(logging.INFO),
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        closed = closed_after(socket, SUBSCRIBE | {"payload": {"query": query}})
+    assert (closed.code, closed.reason) == (4400, reason)
+    assert faults(caplog) == []
+    over_http = http.post("/graphql", json={"query": query}, headers={"accept": GRAPHQL_RESPONSE})
+    assert over_http.status_code == 400
+    assert over_http.json()["errors"][0]["message"] == reason
+
+
+@pytest.mark.parametrize("operation_name", ["Missing", ""])
+def test_a_ping_that_arrives_as_an_operation_closes_the_connection_goes_unanswered(
+    http, caplog, operation_name
+):
+    """An operation closes the connection in a task of its own while the connection is
+    still reading: a ping that arrives then goes unanswered, and the connection ends with
+    the operation's 4400, not with an exception for a pong sent after the close."""
+    payload = {"query": "{ __typename }", "operationName": operation_name}
+    with (
+        caplog.at_level(logging.INFO),
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        closed = closed_after(socket, SUBSCRIBE | {"payload": payload})
+        # The connection was waiting for a message when the operation closed it: this one.
+        socket.send_json({"type": "ping"})
+    assert (closed.code, closed.reason) == (4400, f'Unknown operation named "{operation_name}".')
+    assert faults(caplog) == []
+    assert http.post("/graphql", json={"query": "{ __typename }"}).status_code == 200
