@@ -99,6 +99,11 @@ def serve(settings: Settings, *, port: int | None = None, reload: bool = False) 
         # a request on any more gets 503.
         "http": bounded_protocol(settings.receive_timeout_s),
         "limit_concurrency": max_concurrency(settings.max_connections),
+        # An idle kept-alive connection is closed at the same receive timeout, not at the
+        # HTTP server's own 5 s: common clients drop idle connections at 5 s themselves, and
+        # when both ends time out together a request can go out on a connection the server
+        # is closing at that instant, and get no answer.
+        "timeout_keep_alive": settings.receive_timeout_s,
     }
     if workers == 1:
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[listener])

@@ -90,6 +90,16 @@ def test_a_kept_alive_connection_must_send_its_next_headers_in_time_too(server):
         assert read_until_closed(client) == b""
 
 
+def test_a_kept_alive_connection_idle_past_five_seconds_still_serves(tmp_path):
+    # Clients commonly keep idle connections for 5 s: the server keeps them longer, so that
+    # both ends never close one at the same instant.
+    for started in serving(tmp_path, BANKQL_RECEIVE_TIMEOUT_S="8"):
+        with connect(started) as connection:
+            assert answer(connection, HEALTHZ).startswith(b"HTTP/1.1 200")
+            time.sleep(6)
+            assert answer(connection, HEALTHZ).startswith(b"HTTP/1.1 200")
+
+
 def test_a_connection_that_does_not_finish_its_body_gets_408_and_is_closed(server):
     with connect(server) as slow:
         slow.sendall(
