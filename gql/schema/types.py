@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 import strawberry
 
@@ -48,6 +48,15 @@ class PageInfo:
             has_previous_page=has_previous,
             start_cursor=to_cursor(keys[0]) if keys else None,
             end_cursor=to_cursor(keys[-1]) if keys else None,
+        )
+
+    @classmethod
+    def of_page(cls, found: Page[Any]) -> Self:
+        """Where a page of items with ids starts and ends, and whether more lie around it."""
+        return cls.of(
+            [item.id for item in found.items],
+            has_next=found.has_next,
+            has_previous=found.has_previous,
         )
 
 
@@ -161,9 +170,7 @@ class SessionConnection:
                 )
                 for s in sessions
             ],
-            page_info=PageInfo.of(
-                [s.id for s in sessions], has_next=found.has_next, has_previous=found.has_previous
-            ),
+            page_info=PageInfo.of_page(found),
         )
 
 
@@ -208,15 +215,7 @@ class Account(Node):
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> LedgerEntryConnection:
         found = await info.context.loaders.statements(page_request(first, after)).load(self.key)
-        edges = [
-            LedgerEntryEdge(cursor=to_cursor(entry.id), node=LedgerEntry.from_domain(entry))
-            for entry in found.items
-        ]
-        keys = [entry.id for entry in found.items]
-        return LedgerEntryConnection(
-            edges=edges,
-            page_info=PageInfo.of(keys, has_next=found.has_next, has_previous=found.has_previous),
-        )
+        return LedgerEntryConnection.of(found)
 
     @strawberry.field(
         description=(
@@ -243,17 +242,7 @@ class Account(Node):
         found = await service.holds(
             actor=await info.context.actor(), account_id=self.key, status=status, page=page
         )
-        now = service.now()
-        return HoldConnection(
-            edges=[
-                HoldEdge(cursor=to_cursor(h.id), node=Hold.from_domain(h, now)) for h in found.items
-            ],
-            page_info=PageInfo.of(
-                [h.id for h in found.items],
-                has_next=found.has_next,
-                has_previous=found.has_previous,
-            ),
-        )
+        return HoldConnection.of(found, service.now())
 
     @strawberry.field(
         description=(
@@ -323,17 +312,7 @@ class Statement:
             end=self.to,
             page=page_request(first, after),
         )
-        return LedgerEntryConnection(
-            edges=[
-                LedgerEntryEdge(cursor=to_cursor(e.id), node=LedgerEntry.from_domain(e))
-                for e in found.items
-            ],
-            page_info=PageInfo.of(
-                [e.id for e in found.items],
-                has_next=found.has_next,
-                has_previous=found.has_previous,
-            ),
-        )
+        return LedgerEntryConnection.of(found)
 
 
 @strawberry.type(
@@ -413,6 +392,15 @@ class HoldConnection:
     edges: list[HoldEdge]
     page_info: PageInfo
 
+    @classmethod
+    def of(cls, found: Page[hold_model.Hold], now: datetime) -> Self:
+        return cls(
+            edges=[
+                HoldEdge(cursor=to_cursor(h.id), node=Hold.from_domain(h, now)) for h in found.items
+            ],
+            page_info=PageInfo.of_page(found),
+        )
+
 
 @strawberry.type
 class AccountEdge:
@@ -446,9 +434,7 @@ class AccountConnection:
             edges=[
                 AccountEdge(cursor=to_cursor(a.id), node=Account.from_domain(a)) for a in accounts
             ],
-            page_info=PageInfo.of(
-                [a.id for a in accounts], has_next=found.has_next, has_previous=found.has_previous
-            ),
+            page_info=PageInfo.of_page(found),
             total_count=found.total or 0,
         )
 
@@ -543,6 +529,16 @@ class LedgerEntryEdge:
 class LedgerEntryConnection:
     edges: list[LedgerEntryEdge]
     page_info: PageInfo
+
+    @classmethod
+    def of(cls, found: Page[ledger.Entry]) -> Self:
+        return cls(
+            edges=[
+                LedgerEntryEdge(cursor=to_cursor(e.id), node=LedgerEntry.from_domain(e))
+                for e in found.items
+            ],
+            page_info=PageInfo.of_page(found),
+        )
 
 
 @strawberry.type
