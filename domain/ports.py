@@ -205,8 +205,9 @@ class SessionRepository(Protocol):
         """Those of these sessions that are still live."""
         ...
 
-    async def prune(self, before: datetime) -> int:
-        """Delete every session that ended or lapsed before this, with its retired digests."""
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` sessions that ended or lapsed before this, with their retired
+        digests; how many went."""
         ...
 
 

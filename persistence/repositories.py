@@ -337,21 +337,27 @@ class SqlSessionRepository:
         )
         return {SessionId(key) for key in (await self._session.exec(query)).all() if key}
 
-    async def prune(self, before: datetime) -> int:
-        over = select(col(SessionRow.id)).where(
-            or_(
-                and_(col(SessionRow.ended_at).is_not(None), col(SessionRow.ended_at) < before),
-                col(SessionRow.expires_at) < before,
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        # One look, which usually finds nothing and ends there; the deletes name the sessions
+        # it found, so both see the same ones.
+        over = (
+            select(col(SessionRow.id))
+            .where(
+                or_(
+                    and_(col(SessionRow.ended_at).is_not(None), col(SessionRow.ended_at) < before),
+                    col(SessionRow.expires_at) < before,
+                )
             )
+            .order_by(col(SessionRow.id))
+            .limit(limit)
         )
+        doomed = [key for key in (await self._session.exec(over)).all() if key is not None]
+        if not doomed:
+            return 0
         await self._session.exec(
-            delete(RetiredRefreshTokenRow).where(
-                col(RetiredRefreshTokenRow.session_id).in_(over.scalar_subquery())
-            )
+            delete(RetiredRefreshTokenRow).where(col(RetiredRefreshTokenRow.session_id).in_(doomed))
         )
-        result = await self._session.exec(
-            delete(SessionRow).where(col(SessionRow.id).in_(over.scalar_subquery()))
-        )
+        result = await self._session.exec(delete(SessionRow).where(col(SessionRow.id).in_(doomed)))
         return int(result.rowcount)
 
 

@@ -216,12 +216,13 @@ class FakeSessionRepository:
             if key in self.store.sessions and self.store.sessions[key].is_live(now)
         }
 
-    async def prune(self, before: datetime) -> int:
+    async def prune(self, before: datetime, *, limit: int) -> int:
         doomed = {
             key
-            for key, s in self.store.sessions.items()
+            for key, s in sorted(self.store.sessions.items())
             if s.expires_at < before or (s.ended_at is not None and s.ended_at < before)
         }
+        doomed = set(sorted(doomed)[:limit])
         for key in doomed:
             del self.store.sessions[key]
             del self.store.refresh_hashes[key]

@@ -35,6 +35,9 @@ USER_AGENT_MAX = 200
 # over and over cannot pile up sessions that a password change or a sign-out everywhere
 # must then end at once.
 MAX_LIVE_SESSIONS = 100
+# The most dead sessions one sign-in deletes on its way: the clean-up it does is bounded,
+# however long nobody signed in.
+PRUNE_BATCH = 100
 REFRESH_TOKEN_BYTES = 32
 # No token this server issues is longer, or other than ASCII (URL-safe base64); anything
 # else is refused unread (JSON may even carry half of a surrogate pair, which UTF-8 cannot
@@ -72,7 +75,8 @@ async def open_session(
     uow: UnitOfWork, user: User, *, user_agent: str | None, now: datetime, ttl: timedelta
 ) -> StartedSession:
     """A new session for the user, in the caller's unit of work; their oldest live one ends
-    if they would have more than MAX_LIVE_SESSIONS."""
+    if they would have more than MAX_LIVE_SESSIONS, and a batch of long-dead sessions goes."""
+    await uow.sessions.prune(now - RETENTION, limit=PRUNE_BATCH)
     token = new_refresh_token()
     await uow.sessions.end_oldest(user.id, keep=MAX_LIVE_SESSIONS - 1, now=now)
     session = await uow.sessions.add(
@@ -105,7 +109,6 @@ class SessionService:
     async def _start(self, user: User, user_agent: str | None) -> StartedSession:
         now = self._clock()
         async with self._uow() as uow:
-            await uow.sessions.prune(now - RETENTION)
             started = await open_session(
                 uow, user, user_agent=user_agent, now=now, ttl=self.refresh_ttl
             )
@@ -185,8 +188,13 @@ class SessionService:
             return await uow.sessions.live_ids(session_ids, self._clock())
 
     async def prune(self) -> int:
-        """Delete the sessions that ended or lapsed longer than RETENTION ago."""
-        async with self._uow() as uow:
-            deleted = await uow.sessions.prune(self._clock() - RETENTION)
-            await uow.commit()
-        return deleted
+        """Delete the sessions that ended or lapsed longer than RETENTION ago, a batch per
+        transaction."""
+        deleted = 0
+        while True:
+            async with self._uow() as uow:
+                batch = await uow.sessions.prune(self._clock() - RETENTION, limit=PRUNE_BATCH)
+                await uow.commit()
+            deleted += batch
+            if batch < PRUNE_BATCH:
+                return deleted

@@ -18,7 +18,6 @@ from domain.ports import Credentials, PasswordHasher, UnitOfWorkFactory
 from domain.services.retry import retrying
 from domain.services.sessions import (
     DEFAULT_REFRESH_TTL,
-    RETENTION,
     StartedSession,
     open_session,
 )
@@ -86,7 +85,6 @@ class UserService:
         async with self._uow() as uow:
             if await uow.users.lock_password(checked.user.id) != checked.password_hash:
                 raise InvalidCredentials()
-            await uow.sessions.prune(now - RETENTION)
             started = await open_session(
                 uow, checked.user, user_agent=user_agent, now=now, ttl=self._refresh_ttl
             )

@@ -146,3 +146,21 @@ async def test_a_new_session_past_the_most_a_user_may_have_ends_their_oldest(
         raise AssertionError("the oldest session lived on past the most a user may have")
     # Nobody else's sessions are touched.
     assert (await sessions.refresh(bobs.refresh_token)).session.id == bobs.session.id
+
+
+async def test_a_sign_in_deletes_one_batch_of_dead_sessions_and_prune_deletes_them_all(
+    uow_factory, engine, monkeypatch
+):
+    monkeypatch.setattr(sessions_module, "PRUNE_BATCH", 2)
+    clock = Clock()
+    users = UserService(uow_factory, PasswordHashing(1, 64, 1))
+    sessions = SessionService(uow_factory, TTL, clock)
+    alice = await users.register(email="alice@example.com", password="correct horse battery")
+    for _ in range(5):
+        await sessions.start(alice, user_agent=None)
+    clock.now += TTL + RETENTION + timedelta(seconds=1)  # all five long dead
+    await sessions.start(alice, user_agent=None)
+    # The sign-in cleared one batch on its way, not every dead session at once.
+    assert await count(engine, SessionRow) == 5 - 2 + 1
+    assert await sessions.prune() == 3
+    assert await count(engine, SessionRow) == 1
