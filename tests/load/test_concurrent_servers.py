@@ -15,7 +15,7 @@ from tests.load.workload import Op, drive, open_bank, random_ops, run_op
 
 CLIENTS = 20
 USERS, ACCOUNTS_EACH = 4, 3
-OPS = {"postgresql": 2000, "sqlite": 600}
+OPS = {"postgresql": 1200, "sqlite": 400}
 REPEAT_SHARE = 0.3
 TIMEOUT = httpx.Timeout(60)
 
