@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.responses import JSONResponse, Response
 from strawberry.types import ExecutionResult
+
+from gql.schema.schema import CACHE_SIZE
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -88,9 +91,12 @@ def unsupported_media_type(content_type: str | None) -> Response | None:
     return JSONResponse({"errors": [{"message": message}]}, status_code=415)
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def operation_type(query: str | None, operation_name: str | None) -> OperationType | None:
     """What a document's operation does, or None when it names none that parses; the
-    usual parse or validation error answers it then."""
+    usual parse or validation error answers it then. Remembered for the most recent
+    documents, like their parse: a client that starts twenty subscriptions with one
+    document pays for one parse here, not twenty."""
     if not query:
         return None
     try:
