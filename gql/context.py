@@ -87,6 +87,9 @@ class Context:
     fresh_reads: Callable[[SignedIn | None], tuple[ReadSnapshot, Context]] | None = field(
         default=None, repr=False
     )
+    # A subscription's: tells its connection that the stream's resolver runs, so that its
+    # place among the process's starting streams (see TransportWSHandler) is free again.
+    stream_started: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @cached_property
     def loaders(self) -> Loaders:

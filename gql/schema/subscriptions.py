@@ -58,6 +58,9 @@ class Subscription:
         """Lines committed after the subscription started, or after `afterEntryId`, oldest
         first, none skipped or repeated."""
         context = info.context
+        # Parsed, validated and signed in: what is left of the start waits on the database,
+        # so the next starting stream may have this one's turn on the processor.
+        context.stream_started()
         key = AccountId(argument_key(account_id, "Account", "accountId"))
         after = (
             EntryId(argument_key(after_entry_id, "LedgerEntry", "afterEntryId"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,6 +100,9 @@ class LimitedTransportWS(TransportWSHandler):
                 return
         await super().handle_subscribe(message)
 
+    def start_slots(self) -> asyncio.Semaphore:
+        return self.view.stream_starts
+
     async def shutdown(self) -> None:
         try:
             await super().shutdown()
@@ -142,6 +146,7 @@ class GraphQLView(GraphQL[Context, None]):
             per_user=settings.max_ws_connections_per_user,
             per_process=settings.max_ws_connections,
         )
+        self.stream_starts = asyncio.Semaphore(settings.subscription_starts)
 
     def decode_json(self, data: str | bytes) -> object:
         return read_json(data)

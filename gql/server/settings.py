@@ -21,6 +21,7 @@ MIB = 1024 * 1024
 DEFAULT_SUBSCRIPTION_POLL_MS = 250
 DEFAULT_SUBSCRIPTION_CONNECTIONS = 4
 DEFAULT_SAFETY_LOOK_MS = 5000
+DEFAULT_SUBSCRIPTION_STARTS = 32
 DEFAULT_MAX_QUERY_COST = 5000
 MAX_WORKERS = 256
 
@@ -95,6 +96,9 @@ class Settings(BaseSettings):
     listen_database_url: str | None = None
     # Most lines one stream holds that its client has not taken; past it the stream ends.
     subscription_queue_limit: int = Field(default=1000, ge=1, le=1_000_000)
+    # Subscriptions of one process that may be parsed, checked and signed in at once; more
+    # wait their turn, so that thousands sent at once do not hold up every other request.
+    subscription_starts: int = Field(default=DEFAULT_SUBSCRIPTION_STARTS, ge=1, le=100_000)
     # Most subscriptions one process holds at once, over all its connections.
     max_subscriptions: int = Field(default=20_000, ge=1, le=1_000_000)
     # The largest single movement and the largest balance of a customer account, in whole

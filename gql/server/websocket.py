@@ -3,6 +3,7 @@ error (close 4400), and every operation reads afresh, in a context of its own.""
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import Annotated, Literal
 
@@ -85,9 +86,34 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except WebSocketDisconnected:
             return
 
+    def start_slots(self) -> asyncio.Semaphore | None:
+        """The process's places for streams that are starting; None: no bound."""
+        return None
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         kind = operation_type(operation.query, operation.operation_name)
         subscription = kind is OperationType.SUBSCRIPTION
         async with self._connection.operation(subscription=subscription) as context:
             _operation_context.set(context)
-            await super().run_operation(operation)
+            slots = self.start_slots() if subscription else None
+            if slots is None:
+                await super().run_operation(operation)
+                return
+            # Thousands of subscriptions sent at once would each take the event loop for
+            # their start, one after another, and every other request of the process would
+            # wait behind all of them. A few start at a time; the rest wait their turn,
+            # costing nothing, and other requests are served in between.
+            await slots.acquire()
+            held = True
+
+            def started() -> None:
+                nonlocal held
+                if held:
+                    held = False
+                    slots.release()
+
+            context.stream_started = started
+            try:
+                await super().run_operation(operation)
+            finally:
+                started()

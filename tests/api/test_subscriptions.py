@@ -28,6 +28,10 @@ from tests.servers import Server, environment
 STATEMENT = """query Statement($id: ID!) { account(id: $id) {
   entries(first: 100) { edges { node { id amount { amount } balanceAfter { amount } } } } } }"""
 NO_SUCH_ACCOUNT = "QWNjb3VudDo5ODc2NTQ"  # Account:987654
+FIRST_LINE = "query($id: ID!) { account(id: $id) { entries(first: 1) { edges { node { id } } } } }"
+RESUME = """subscription Lines($id: ID!, $after: ID) {
+  accountEntries(accountId: $id, afterEntryId: $after) { id amount { amount } } }"""
+NOT_VALID = "subscription Lines($id: ID!) { accountEntries(accountId: $id) { nope } }"
 
 
 def server_env(database_url: str, **variables: str) -> dict[str, str]:
@@ -181,6 +185,46 @@ async def test_refusals_look_like_queries_refusals(one_server):
     assert too_large.value.rcvd is not None and too_large.value.rcvd.code == 1009
     assert over_http.status_code == 400
     assert "subscriptions are not allowed" in over_http.json()["errors"][0]["message"]
+
+
+async def test_a_start_that_fails_at_any_step_gives_its_turn_back(database_url):
+    """Starting subscriptions take turns (BANKQL_SUBSCRIPTION_STARTS, here one at a time);
+    a start that fails, before its resolver runs or in it, must free its turn, or the
+    process would never start another stream."""
+    server = Server(server_env(database_url, BANKQL_SUBSCRIPTION_STARTS="1")).start()
+    try:
+        async with http_client(server) as anonymous:
+            alice = await anonymous.signed_up("alice@example.com")
+            main = (await alice.open_account("Main", initial_deposit="1"))["id"]
+            opening = await alice.data(FIRST_LINE, id=main)
+            after = opening["account"]["entries"]["edges"][0]["node"]["id"]
+            await alice.deposit(main, "7.00")
+            async with Subscriber.connected(server) as nobody:
+                for _ in range(3):  # refused by the permission check, before the resolver
+                    await nobody.subscribe(main)
+                    refused = await nobody.receive()
+                    assert refused["payload"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            async with Subscriber.connected(server, token=alice.token) as subscriber:
+                for _ in range(3):
+                    await subscriber.subscribe(main, NOT_VALID)  # refused by validation
+                    invalid = await subscriber.receive()
+                    assert invalid["type"] == "error", invalid
+                    await subscriber.subscribe(NO_SUCH_ACCOUNT)  # refused by the resolver
+                    missing = await subscriber.receive()
+                    assert missing["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+                    assert (await subscriber.receive())["type"] == "complete"
+            # Five streams sent at once, one turn between them: every one starts, and sends
+            # the line after the opening one.
+            async with Subscriber.connected(server, token=alice.token) as subscriber:
+                for n in range(5):
+                    payload = {"query": RESUME, "variables": {"id": main, "after": after}}
+                    await subscriber.send({"id": str(n), "type": "subscribe", "payload": payload})
+                first_lines = [await subscriber.receive() for _ in range(5)]
+    finally:
+        server.stop()
+    assert sorted(message["id"] for message in first_lines) == ["0", "1", "2", "3", "4"]
+    for message in first_lines:
+        assert message["payload"]["data"]["accountEntries"]["amount"]["amount"] == "7.00"
 
 
 async def test_a_stream_and_its_connection_end_their_use_when_the_sign_in_expires(one_server):
