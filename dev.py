@@ -85,10 +85,19 @@ def serve(arguments: list[str]) -> int:
     return subprocess.call([str(BIN / "bankql"), "serve", *arguments], cwd=ROOT, env=environment)
 
 
+def _chosen(arguments: list[str]) -> bool:
+    return any((ROOT / argument.split("::")[0]).exists() for argument in arguments)
+
+
 def coverage_floor(arguments: list[str]) -> list[str]:
     """The whole suite must cover 90% (pyproject.toml); a run of chosen tests only reports it."""
-    chosen = [argument for argument in arguments if (ROOT / argument.split("::")[0]).exists()]
-    return ["--cov-fail-under=0"] if chosen else []
+    return ["--cov-fail-under=0"] if _chosen(arguments) else []
+
+
+def test_processes(arguments: list[str]) -> list[str]:
+    """The whole suite runs in two processes, the load tests in one of them (tests/conftest.py);
+    chosen tests run in this one, where a debugger or -x behaves as usual."""
+    return [] if _chosen(arguments) else ["-n", "2", "--dist", "loadgroup"]
 
 
 def test(arguments: list[str]) -> int:
@@ -111,6 +120,7 @@ def test(arguments: list[str]) -> int:
                 "--cov",
                 "--cov-report=term",
                 *coverage_floor(arguments),
+                *test_processes(arguments),
                 *arguments,
             ],
             {},

@@ -199,17 +199,20 @@ class Process:
 
     def wait_for(self, url: str, body: dict[str, object] | None = None) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if body is None:
-                    ok = httpx.get(url, timeout=2).status_code == 200
-                else:
-                    ok = httpx.post(url, json=body, timeout=2).status_code == 200
-                if ok:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        # One client for every look: a new one would load the machine's certificates each
+        # time, taking the processor the starting server needs.
+        with httpx.Client(timeout=2) as http:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if body is None:
+                        ok = http.get(url).status_code == 200
+                    else:
+                        ok = http.post(url, json=body).status_code == 200
+                    if ok:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
         self.stop()
         self.log.seek(0)
         raise RuntimeError(f"{url} did not come up:\n{self.log.read()[-3000:]}")

@@ -17,6 +17,18 @@ from tests.databases import (
     sqlite_url,
 )
 
+# Tests that start several servers and drive load through them: in a run over two test
+# processes (`dev.py test`), they all run in one, one after another, while the other process
+# runs everything else; so two of them never crowd the machine, or the database's
+# connections, at once.
+HEAVY = ("tests/load/", "tests/api/test_benchmarks.py", "tests/stack/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(HEAVY):
+            item.add_marker(pytest.mark.xdist_group("heavy"))
+
 
 @pytest.fixture(scope="session", params=BACKENDS)
 async def ledger_database(request, tmp_path_factory) -> AsyncIterator[LedgerDatabase]:
