@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.testclient import TestClient
 
 from gql.server.app import create_app
 from tests.conftest import settings_for
@@ -177,3 +180,42 @@ asyncio.run(main())
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_spans_go_to_the_collector_over_otlp_http(database_url):
+    """With no tracer provider given, the app sends its spans in OTLP/HTTP to
+    BANKQL_OTEL_ENDPOINT, and sends what is still batched when it stops."""
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_arguments: Any) -> None:
+            pass
+
+    collector = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"
+    try:
+        app = create_app(settings_for(database_url, tracing=True, otel_endpoint=endpoint))
+        with TestClient(app) as http:
+            variables = {"input": {"email": "otlp@example.com", "password": SECRET_PASSWORD}}
+            response = http.post("/graphql", json={"query": REGISTER, "variables": variables})
+            assert response.status_code == 200, response.text
+            request_id = response.headers["x-request-id"]
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    assert received, "no spans reached the collector"
+    assert {(path, kind) for path, kind, _ in received} == {
+        ("/v1/traces", "application/x-protobuf")
+    }
+    sent = b"".join(body for _, _, body in received)
+    assert b"GraphQL Operation: SignUp" in sent and request_id.encode() in sent
+    assert SECRET_PASSWORD.encode() not in sent and b"otlp@example.com" not in sent
