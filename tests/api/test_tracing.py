@@ -219,3 +219,30 @@ def test_spans_go_to_the_collector_over_otlp_http(database_url):
     sent = b"".join(body for _, _, body in received)
     assert b"GraphQL Operation: SignUp" in sent and request_id.encode() in sent
     assert SECRET_PASSWORD.encode() not in sent and b"otlp@example.com" not in sent
+
+
+def test_a_websocket_connection_and_its_operations_are_one_trace(database_url):
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    app = create_app(settings_for(database_url, tracing=True), tracer_provider=provider)
+    with (
+        TestClient(app) as http,
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        socket.send_json({"type": "connection_init", "payload": {}})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        query = """mutation OverSocket($password: String!) {
+          login(input: {email: "nobody@example.com", password: $password}) { __typename } }"""
+        payload = {"query": query, "variables": {"password": SECRET_PASSWORD}}
+        socket.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        first = socket.receive_json()
+        assert first["type"] == "next", first
+        assert socket.receive_json() == {"id": "1", "type": "complete"}
+    spans = exported.get_finished_spans()
+    (connection,) = [span for span in spans if span.parent is None]
+    request_id = connection.attributes["bankql.request_id"]
+    (operation,) = [span for span in spans if span.name == "GraphQL Operation: OverSocket"]
+    assert operation.attributes["bankql.request_id"] == request_id
+    assert operation.context.trace_id == connection.context.trace_id
+    assert not [text for span in spans for text in texts(span) if SECRET_PASSWORD in text]
