@@ -53,6 +53,10 @@ SESSION_LOOK_S = 0.5
 VIEWER_SHARED_S = 1.0
 
 
+# Told a movement's kind (DEPOSIT, TRANSFER...) and its currency's code.
+MovementObserver = Callable[[str, str], None]
+
+
 @dataclass
 class Context:
     """What every resolver may use: the services, the token codec, and who is signed in."""
@@ -75,6 +79,9 @@ class Context:
     connection_params: dict[str, object] | None = None
     # How long one operation, or one event of a subscription, may run; None: no bound.
     operation_timeout_s: float | None = None
+    # Told each committed movement's kind and currency (never its amount nor whose it
+    # is), when metrics are on.
+    on_movement: MovementObserver | None = None
     _viewer: Actor | None = field(default=None, repr=False)
     # A subscription's: the connection whose one lookup of the viewer it shares.
     _connection: Context | None = field(default=None, repr=False)
@@ -194,6 +201,7 @@ def build_context(
     session_watch: SessionWatch | None = None,
     user_agent: str | None = None,
     ledger: LedgerBounds | None = None,
+    on_movement: MovementObserver | None = None,
 ) -> Context:
     sessions = SessionService(uow, tokens.refresh_ttl)
     bounds = ledger or LedgerBounds()
@@ -212,6 +220,7 @@ def build_context(
         signed_in=signed_in,
         user_agent=user_agent,
         operation_timeout_s=operation_timeout_s,
+        on_movement=on_movement,
     )
 
 
@@ -282,6 +291,7 @@ def make_context_getter(
     safety_look_ms: int = DEFAULT_SAFETY_LOOK_MS,
     queue_limit: int = DEFAULT_QUEUE_LIMIT,
     max_streams: int | None = None,
+    on_movement: MovementObserver | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
@@ -326,6 +336,7 @@ def make_context_getter(
                     session_watch=sessions,
                     user_agent=user_agent,
                     ledger=ledger,
+                    on_movement=on_movement,
                 )
 
             connection = on(unit_of_work, viewer)
@@ -345,6 +356,7 @@ def make_context_getter(
             session_watch=sessions,
             user_agent=user_agent,
             ledger=ledger,
+            on_movement=on_movement,
         )
 
     return get_context

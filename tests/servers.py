@@ -49,7 +49,9 @@ def run(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 class Server:
     """One `bankql serve` process; started, stopped gracefully, or killed outright."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, arguments: tuple[str, ...] = ()
+    ) -> None:
         # Warnings and errors only: an access log line per request would swamp a load test.
         self.env = env | {"BANKQL_LOG_LEVEL": "WARNING"}
         # Kept across restarts of this server; the file goes when the object does.
@@ -57,10 +59,12 @@ class Server:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
+        # More of the command line, such as ("--workers", "2").
+        self.arguments = arguments
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
-            [*BANKQL, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*BANKQL, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.arguments],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=self.log,

@@ -181,7 +181,8 @@ class HoldService:
                     found = await uow.holds.get(HoldId(held)) if held is not None else None
                     if recorded.request_hash != key.request_hash or found is None:
                         raise IdempotencyConflict(key.key)
-                    return HoldCapture(found, await movement_of(uow, actor, recorded.transaction))
+                    movement = await movement_of(uow, actor, recorded.transaction, replayed=True)
+                    return HoldCapture(found, movement)
                 if await uow.holds.find_request(actor.user_id, key.key) is not None:
                     raise IdempotencyConflict(key.key)  # the key placed a hold
             hold, account, locked = await self._locked(uow, actor, hold_id)

@@ -44,6 +44,8 @@ class Movement:
     transaction: Transaction
     source: Account | None
     destination: Account | None
+    # The answer to a retry: the transaction was committed by an earlier request.
+    replayed: bool = False
 
 
 # Builds the transaction inside the unit of work and names the accounts whose balances it changed.
@@ -275,7 +277,7 @@ class MovementService:
                 if recorded is not None:
                     if recorded.request_hash != key.request_hash:
                         raise IdempotencyConflict(key.key)
-                    return await movement_of(uow, actor, recorded.transaction)
+                    return await movement_of(uow, actor, recorded.transaction, replayed=True)
                 if await uow.holds.find_request(actor.user_id, key.key) is not None:
                     raise IdempotencyConflict(key.key)  # the key placed a hold
             new, changed = await plan(uow)
@@ -293,6 +295,8 @@ async def movement_of(
     actor: Actor,
     transaction: Transaction,
     known: tuple[Account, ...] = (),
+    *,
+    replayed: bool = False,
 ) -> Movement:
     """The movement as the actor may see it; accounts not among `known` are read."""
     in_hand = {account.id: account for account in known}
@@ -307,4 +311,5 @@ async def movement_of(
         transaction,
         await visible(transaction.source_account_id),
         await visible(transaction.destination_account_id),
+        replayed,
     )

@@ -9,7 +9,7 @@ import strawberry
 
 from domain import errors, values
 from domain.errors import DomainError, InvalidInput, TryLater
-from domain.ledger import TransactionId
+from domain.ledger import TransactionId, TransactionKind
 from domain.model import SessionId, User
 from domain.money import Currency, Money
 from domain.services import HoldCapture as DomainHoldCapture
@@ -72,6 +72,16 @@ class MoneyMovement:
             ),
         )
 
+    @classmethod
+    def committed(cls, movement: Movement, info: Info) -> Self:
+        """The answer to a mutation that moved money; a new movement (not the answer to a
+        retry) is told to the context's observer by its kind and currency alone."""
+        observe = info.context.on_movement
+        if observe is not None and not movement.replayed:
+            transaction = movement.transaction
+            observe(transaction.kind.value, transaction.amount.currency.code)
+        return cls.from_domain(movement)
+
 
 @strawberry.type
 class HoldPayload:
@@ -95,7 +105,7 @@ class HoldCapture:
     def from_domain(cls, capture: DomainHoldCapture, info: Info) -> Self:
         return cls(
             hold=Hold.from_domain(capture.hold, info.context.holds.now()),
-            movement=MoneyMovement.from_domain(capture.movement),
+            movement=MoneyMovement.committed(capture.movement, info),
         )
 
 
@@ -208,7 +218,7 @@ async def _with_funding(
         )
     except DomainError as error:
         return ErrorMapper(amount_field="amount.amount")(error)
-    return MoneyMovement.from_domain(movement)
+    return MoneyMovement.committed(movement, info)
 
 
 async def _signed_in(info: Info, user: User) -> AuthPayload:
@@ -320,6 +330,8 @@ class Mutation:
             )
         except DomainError as error:
             return ErrorMapper(amount_field="initialDeposit")(error)  # type: ignore[return-value]
+        if initial is not None and initial.is_positive and info.context.on_movement is not None:
+            info.context.on_movement(TransactionKind.DEPOSIT.value, currency.code)
         return AccountPayload(account=Account.from_domain(account))
 
     @strawberry.mutation(permission_classes=SIGNED_IN)
@@ -375,7 +387,7 @@ class Mutation:
             )
         except DomainError as error:
             return ErrorMapper(amount_field="amount.amount")(error)  # type: ignore[return-value]
-        return MoneyMovement.from_domain(movement)
+        return MoneyMovement.committed(movement, info)
 
     @strawberry.mutation(
         permission_classes=SIGNED_IN,
@@ -469,4 +481,4 @@ class Mutation:
             raise Forbidden(error.message) from None
         except DomainError as error:
             return ErrorMapper()(error)  # type: ignore[return-value]
-        return MoneyMovement.from_domain(movement)
+        return MoneyMovement.committed(movement, info)

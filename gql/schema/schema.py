@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -99,22 +100,58 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
+# Told of each operation as it ends: its type ("query", "mutation", "subscription", or None
+# when it never got that far), the name the client gave it, its outcome ("ok", or the code
+# of its first error) and how long it took in seconds, a subscription its whole stream.
+OperationObserver = Callable[[str | None, str | None, str, float], None]
+# The outcome of an error that carries no code of its own (one in the document, say).
+UNCODED_ERROR = "GRAPHQL_ERROR"
+
+
+def outcome_of(errors: list[GraphQLError]) -> str:
+    """ "ok", or the code of the first error: INTERNAL_SERVER_ERROR for a fault."""
+    if not errors:
+        return "ok"
+    first = errors[0]
+    if is_unexpected(first):
+        return "INTERNAL_SERVER_ERROR"
+    code = (first.extensions or {}).get("code")
+    return code if isinstance(code, str) else UNCODED_ERROR
+
+
 class RecordOperation(SchemaExtension):
-    """Notes the operation's name, type and outcome for the request's log line."""
+    """Notes the operation's name, type and outcome for the request's log line, and tells
+    them to the observer, when there is one."""
+
+    def __init__(self, observe: OperationObserver | None = None) -> None:
+        self._observe = observe
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        started = time.perf_counter() if self._observe is not None else 0.0
+        try:
+            yield
+        finally:
+            # Also when the operation is cut short: a subscription whose client left.
+            self._record(started)
+
+    def _record(self, started: float) -> None:
         details = operation.get()
-        if details is None:
+        if details is None and self._observe is None:
             return
         context = self.execution_context
         try:
-            details["type"] = context.operation_type.value
+            kind: str | None = context.operation_type.value
         except RuntimeError:
-            details["type"] = None
-        details["name"] = context.operation_name
+            kind = None
         found = context.pre_execution_errors or []
         result_errors = getattr(context.result, "errors", None) or []
+        if self._observe is not None:
+            outcome = outcome_of([*found, *result_errors])
+            self._observe(kind, context.operation_name, outcome, time.perf_counter() - started)
+        if details is None:
+            return
+        details["type"] = kind
+        details["name"] = context.operation_name
         if any(is_unexpected(error) for error in [*found, *result_errors]):
             details["outcome"] = "internal_error"
         elif found or result_errors:
@@ -187,9 +224,15 @@ class BankSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, caches: bool = True, limits: Limits | None = None, introspection: bool = True
+    *,
+    caches: bool = True,
+    limits: Limits | None = None,
+    introspection: bool = True,
+    observe: OperationObserver | None = None,
+    tracing: Callable[[], SchemaExtension] | None = None,
 ) -> strawberry.Schema:
-    """The bankql schema: masked faults, document limits and, unless told not to, caches."""
+    """The bankql schema: masked faults, document limits and, unless told not to, caches;
+    each operation told to `observe`, and traced by the `tracing` extension, when given."""
     limits = limits or Limits.from_settings(Settings.model_construct())  # the defaults
     # Rule classes made once, so that validation results stay cacheable across requests.
     rules = [
@@ -205,8 +248,10 @@ def build_schema(
         hide_suggestions=not introspection, cache_size=CACHE_SIZE if caches else None
     )
     extensions: list[Callable[[], SchemaExtension]] = [
+        # First, so that its span holds every other step of the operation.
+        *([tracing] if tracing is not None else []),
         MaskUnexpectedErrors,
-        RecordOperation,
+        (lambda: RecordOperation(observe)) if observe is not None else RecordOperation,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         # In this order: the rules are added, the document validated, then its cost checked.
         lambda: AddValidationRules(rules),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
 from sqlalchemy import text
@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
@@ -55,6 +56,7 @@ from gql.server.http import (
     unsupported_media_type,
 )
 from gql.server.logs import configure_logging
+from gql.server.metrics import Metrics, MetricsMiddleware
 from gql.server.middleware import RequestMiddleware
 from gql.server.rate_limits import (
     PROCESS_CONNECTIONS_CLOSE,
@@ -71,6 +73,9 @@ from gql.server.statement_csv import statement_csv
 from gql.server.websocket import TransportWSHandler
 from persistence.database import make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 READINESS_TIMEOUT_S = 5
 
@@ -109,6 +114,10 @@ class LimitedTransportWS(TransportWSHandler):
         finally:
             self.view.connections.release(self.context)
 
+    def subscriptions_changed(self, delta: int) -> None:
+        if self.view.metrics is not None:
+            self.view.metrics.subscriptions_changed(delta)
+
 
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with the context built by the composition root."""
@@ -121,10 +130,15 @@ class GraphQLView(GraphQL[Context, None]):
         settings: Settings,
         graphiql: GraphiQLAssets,
         tokens: TokenCodec,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Callable[[], SchemaExtension] | None = None,
     ) -> None:
         schema = build_schema(
             limits=Limits.from_settings(settings),
             introspection=settings.introspection_enabled,
+            observe=metrics.operation_ended if metrics is not None else None,
+            tracing=tracing,
         )
         super().__init__(
             schema,
@@ -136,11 +150,13 @@ class GraphQLView(GraphQL[Context, None]):
         self._context_getter = context_getter
         self._graphiql = graphiql
         self._tokens = tokens
+        self.metrics = metrics
         self.limits = RequestLimits(
             RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             RateLimiter(
                 settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst
             ),
+            on_refusal=metrics.refused_for_rate if metrics is not None else None,
         )
         self.connections = ConnectionLimits(
             per_user=settings.max_ws_connections_per_user,
@@ -298,10 +314,17 @@ async def readiness_problem(engine: AsyncEngine) -> str | None:
     return None
 
 
-def create_app(settings: Settings, *, context_getter: ContextGetter | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    context_getter: ContextGetter | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Starlette:
     """Build the app; raises ConfigurationError for settings it cannot start with.
 
-    Tests may pass their own context getter, as the app would build it, to swap storage.
+    Tests may pass their own context getter, as the app would build it, to swap storage,
+    and, with tracing on, their own tracer provider instead of the one sending to the
+    collector.
     """
     # Every refusal at once, so that one start names all that must change.
     problems: list[str] = []
@@ -336,6 +359,19 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         pool_size=settings.db_pool_size,
         prepared_statements=settings.prepared_statements,
     )
+    metrics = None
+    if settings.metrics_enabled:
+        metrics = Metrics(max_operation_names=settings.metrics_max_operation_names)
+        metrics.watch(engine)
+    provider = None
+    operation_spans: Callable[[], SchemaExtension] | None = None
+    if settings.tracing:
+        # Imported only now: with tracing off, none of it is loaded.
+        from gql.server import tracing
+
+        provider = tracer_provider or tracing.tracer_provider(settings)
+        tracing.trace_sql(engine, provider)
+        operation_spans = tracing.operation_spans(provider)
     getter = context_getter or make_context_getter(
         make_session_factory(engine),
         tokens,
@@ -350,6 +386,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         safety_look_ms=settings.subscription_safety_look_ms,
         queue_limit=settings.subscription_queue_limit,
         max_streams=settings.max_subscriptions,
+        on_movement=metrics.movement if metrics is not None else None,
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -360,11 +397,19 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        await engine.dispose()
+        try:
+            if metrics is None:
+                yield
+            else:
+                async with metrics.pool_looks():
+                    yield
+        finally:
+            await engine.dispose()
+            if provider is not None:
+                provider.shutdown()  # sends the spans still batched
 
     graphiql = GraphiQLAssets(settings.graphiql_assets)
-    view = GraphQLView(getter, settings, graphiql, tokens)
+    view = GraphQLView(getter, settings, graphiql, tokens, metrics=metrics, tracing=operation_spans)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -378,14 +423,24 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     ]
     if settings.graphiql_enabled:
         routes.append(Route("/graphiql/{name}", graphiql.asset, methods=["GET"]))
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=[
+            # Outermost, to see every answer, refusals of the request middleware included.
+            *([Middleware(MetricsMiddleware, metrics=metrics)] if metrics is not None else []),
             Middleware(
                 RequestMiddleware,
                 max_body_bytes=settings.max_body_bytes,
                 request_timeout_s=settings.request_timeout_s,
                 receive_timeout_s=settings.receive_timeout_s,
+            ),
+            # Inside the request middleware, so that the request id is known.
+            *(
+                [Middleware(tracing.RequestSpans, provider=provider)]
+                if provider is not None
+                else []
             ),
             # Tokens travel in the Authorization header, never in cookies: no credentials mode.
             Middleware(
@@ -401,6 +456,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     )
     app.state.engine = engine
     app.state.tokens = tokens
+    app.state.metrics = metrics
     return app
 
 

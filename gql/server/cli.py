@@ -7,9 +7,12 @@ import asyncio
 import getpass
 import logging
 import os
+import shutil
 import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -108,14 +111,62 @@ def serve(settings: Settings, *, port: int | None = None, reload: bool = False) 
     if workers == 1:
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[listener])
         return
-    from uvicorn.supervisors import Multiprocess
-
     # Each worker is a new interpreter that builds its app from the same environment (the
     # settings were checked above, and the socket is already bound).
     config = uvicorn.Config(
         "gql.server.app:app_from_environment", factory=True, workers=workers, **options
     )
-    Multiprocess(config, sockets=[listener]).run()
+    with shared_metrics(settings.metrics_enabled):
+        supervisor(config, listener).run()
+
+
+@contextmanager
+def shared_metrics(enabled: bool) -> Iterator[None]:
+    """With metrics on, the workers write their figures to a folder of their own, made for
+    this start and removed after it, where a scrape of any of them finds them all."""
+    from gql.server.metrics import MULTIPROCESS_DIRECTORY
+
+    if not enabled:
+        yield
+        return
+    before = os.environ.get(MULTIPROCESS_DIRECTORY)
+    directory = tempfile.mkdtemp(prefix="bankql-metrics-")
+    os.environ[MULTIPROCESS_DIRECTORY] = directory
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROCESS_DIRECTORY, None)
+        else:
+            os.environ[MULTIPROCESS_DIRECTORY] = before
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def supervisor(config: Any, listener: socket.socket) -> Any:
+    """uvicorn's supervisor of worker processes, which also tells the metrics of each
+    worker that dies or is replaced, so that its open connections stop being counted."""
+    from uvicorn.supervisors import Multiprocess
+
+    from gql.server.metrics import dead_worker
+
+    class Supervisor(Multiprocess):
+        def _forget_gone(self, before: set[int | None]) -> None:
+            now = {process.pid for process in self.processes}
+            for pid in before - now:
+                if pid is not None:
+                    dead_worker(pid)
+
+        def keep_subprocess_alive(self) -> None:
+            before = {process.pid for process in self.processes}
+            super().keep_subprocess_alive()
+            self._forget_gone(before)
+
+        def restart_all(self) -> None:
+            before = {process.pid for process in self.processes}
+            super().restart_all()
+            self._forget_gone(before)
+
+    return Supervisor(config, sockets=[listener])
 
 
 def serve_reloading(settings: Settings) -> None:

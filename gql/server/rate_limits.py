@@ -80,11 +80,19 @@ class RateLimiter:
 
 
 class RequestLimits:
-    """Each request takes a token from its user's bucket, or from its address's without one."""
+    """Each request takes a token from its user's bucket, or from its address's without one.
 
-    def __init__(self, users: RateLimiter, addresses: RateLimiter) -> None:
+    `on_refusal` is told of each refusal, with whether it was a signed-in user's."""
+
+    def __init__(
+        self,
+        users: RateLimiter,
+        addresses: RateLimiter,
+        on_refusal: Callable[[bool], None] | None = None,
+    ) -> None:
         self.users = users
         self.addresses = addresses
+        self.on_refusal = on_refusal
 
     def wait(self, user_id: UserId | None, address: str | None) -> float:
         if user_id is not None:
@@ -93,7 +101,11 @@ class RequestLimits:
 
     def refusal(self, user_id: UserId | None, address: str | None) -> RateLimited | None:
         wait = self.wait(user_id, address)
-        return RateLimited(RATE_LIMITED_MESSAGE, wait) if wait > 0 else None
+        if wait <= 0:
+            return None
+        if self.on_refusal is not None:
+            self.on_refusal(user_id is not None)
+        return RateLimited(RATE_LIMITED_MESSAGE, wait)
 
 
 def too_many_requests(refusal: RateLimited, media_type: str) -> Response:

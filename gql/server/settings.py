@@ -118,6 +118,16 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     # Browser origins allowed to call the API, comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # GET /metrics in Prometheus' text format (unset: on in development only), and how many
+    # distinct operation names one process labels its figures with before the rest are
+    # counted as "other".
+    metrics: bool | None = None
+    metrics_max_operation_names: int = Field(default=100, ge=0, le=10_000)
+    # Traces of each request, its GraphQL operation and its SQL, sent over OTLP/HTTP to this
+    # collector, for this share of the requests that arrive without a sampled parent trace.
+    tracing: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -138,6 +148,13 @@ class Settings(BaseSettings):
             if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
         return origins
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _endpoint_is_a_url(cls, endpoint: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", endpoint):
+            raise ValueError(f"{endpoint!r} is not a URL such as http://collector:4318/v1/traces")
+        return endpoint
 
     @property
     def development(self) -> bool:
@@ -163,6 +180,11 @@ class Settings(BaseSettings):
         # The CPUs this process may run on, which a container's cpuset narrows.
         usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         return max(1, len(usable) if usable else os.cpu_count() or 1)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """/metrics is served in development, and in production only when asked for."""
+        return self.metrics if self.metrics is not None else self.development
 
     @property
     def introspection_enabled(self) -> bool:

@@ -90,30 +90,45 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """The process's places for streams that are starting; None: no bound."""
         return None
 
+    def subscriptions_changed(self, delta: int) -> None:
+        """Told +1 as a subscription starts and -1 as it ends; for the view's metrics."""
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         kind = operation_type(operation.query, operation.operation_name)
         subscription = kind is OperationType.SUBSCRIPTION
         async with self._connection.operation(subscription=subscription) as context:
             _operation_context.set(context)
-            slots = self.start_slots() if subscription else None
-            if slots is None:
+            if not subscription:
                 await super().run_operation(operation)
                 return
-            # Thousands of subscriptions sent at once would each take the event loop for
-            # their start, one after another, and every other request of the process would
-            # wait behind all of them. A few start at a time; the rest wait their turn,
-            # costing nothing, and other requests are served in between.
-            await slots.acquire()
-            held = True
-
-            def started() -> None:
-                nonlocal held
-                if held:
-                    held = False
-                    slots.release()
-
-            context.stream_started = started
+            self.subscriptions_changed(1)
             try:
-                await super().run_operation(operation)
+                await self._run_subscription(operation, context)
             finally:
-                started()
+                self.subscriptions_changed(-1)
+
+    async def _run_subscription(
+        self, operation: Operation[Context, None], context: Context
+    ) -> None:
+        slots = self.start_slots()
+        if slots is None:
+            await super().run_operation(operation)
+            return
+        # Thousands of subscriptions sent at once would each take the event loop for
+        # their start, one after another, and every other request of the process would
+        # wait behind all of them. A few start at a time; the rest wait their turn,
+        # costing nothing, and other requests are served in between.
+        await slots.acquire()
+        held = True
+
+        def started() -> None:
+            nonlocal held
+            if held:
+                held = False
+                slots.release()
+
+        context.stream_started = started
+        try:
+            await super().run_operation(operation)
+        finally:
+            started()

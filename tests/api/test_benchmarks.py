@@ -86,3 +86,9 @@ def test_the_throughput_benchmark_prints_its_table_and_the_goals_ratios():
             assert line.rstrip().endswith("| 0 |"), line  # every answer was the expected one
     assert "| transfer, 2 processes, at least 0.5x pgbench TPS | " in output
     assert any(name.startswith("pgbench TPC-B-like") for name, _ in rows)
+
+
+def test_the_observability_benchmark_prints_each_setup():
+    output = run("-m", "benchmarks.observability", "--sqlite", "--requests", "5", "--rounds", "1")
+    for setup in ("metrics off", "metrics on", "metrics and tracing on"):
+        assert setup in output, output

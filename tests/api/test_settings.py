@@ -105,6 +105,10 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_MAX_CONCURRENT_HASHES", "0", "BANKQL_MAX_CONCURRENT_HASHES"),
         ("BANKQL_RATE_LIMIT_PER_SECOND", "0", "BANKQL_RATE_LIMIT_PER_SECOND"),
         ("BANKQL_MAX_WS_CONNECTIONS", "0", "BANKQL_MAX_WS_CONNECTIONS"),
+        ("BANKQL_METRICS", "perhaps", "BANKQL_METRICS"),
+        ("BANKQL_METRICS_MAX_OPERATION_NAMES", "-1", "BANKQL_METRICS_MAX_OPERATION_NAMES"),
+        ("BANKQL_OTEL_ENDPOINT", "collector:4318", "BANKQL_OTEL_ENDPOINT"),
+        ("BANKQL_TRACING_SAMPLE_RATIO", "2", "BANKQL_TRACING_SAMPLE_RATIO"),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from domain.services import AccountService
+from persistence.round_trips import count_round_trips
 
 READ = "query($id: ID!) { account(id: $id) { id name balance { amount currency } } }"
 STATEMENT_PAGE = """{ accounts(first: 20) { edges { node { id balance { amount }
@@ -26,19 +27,9 @@ class RoundTrips:
 
     def __init__(self, engine) -> None:
         self.seen: Counter[str] = Counter()
-        sync = engine.sync_engine
-        event.listen(sync, "before_cursor_execute", self._statement)
-        event.listen(sync, "begin", lambda _connection: self.seen.update(["BEGIN"]))
-        event.listen(sync, "commit", lambda _connection: self.seen.update(["COMMIT"]))
-        event.listen(sync, "rollback", lambda _connection: self.seen.update(["ROLLBACK"]))
-        event.listen(sync.pool, "connect", lambda *_: self.seen.update(["new connection"]))
-
-    def _statement(self, _connection, _cursor, statement, parameters, _context, many) -> None:
-        # SQLite's own BEGIN IMMEDIATE is sent as a statement; it is counted as the BEGIN.
-        if not statement.startswith("BEGIN"):
-            # A batch runs its statement once for each set of parameters.
-            times = len(parameters) if many else 1
-            self.seen.update({statement.split(None, 1)[0].upper(): times})
+        count_round_trips(engine, lambda kind, times: self.seen.update({kind: times}))
+        pool = engine.sync_engine.pool
+        event.listen(pool, "connect", lambda *_: self.seen.update(["new connection"]))
 
     async def of(self, operation) -> Counter[str]:
         self.seen.clear()
