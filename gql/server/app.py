@@ -68,8 +68,9 @@ from gql.server.rate_limits import (
 from gql.server.settings import ConfigurationError, Settings, load_settings
 from gql.server.statement_csv import statement_csv
 from gql.server.websocket import TransportWSHandler
-from persistence.database import make_engine, make_session_factory
+from persistence.database import is_sqlite, make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
+from persistence.replicas import read_router
 
 READINESS_TIMEOUT_S = 5
 
@@ -317,6 +318,11 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
             f"less than BANKQL_DB_POOL_SIZE ({settings.db_pool_size}), or subscriptions could "
             "hold every connection requests need."
         )
+    if settings.replica_database_urls and is_sqlite(settings.database_url):
+        problems.append(
+            "BANKQL_REPLICA_DATABASE_URLS: standbys replay a PostgreSQL primary; "
+            "BANKQL_DATABASE_URL is SQLite, so leave the replicas out."
+        )
     if problems:
         raise ConfigurationError(" ".join(problems))
     tokens = TokenCodec(
@@ -331,8 +337,18 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         pool_size=settings.db_pool_size,
         prepared_statements=settings.prepared_statements,
     )
+    sessions = make_session_factory(engine)
+    reads = None
+    if settings.replica_database_urls:
+        reads = read_router(
+            engine,
+            sessions,
+            settings.replica_database_urls,
+            statement_timeout_s=settings.request_timeout_s,
+            prepared_statements=settings.prepared_statements,
+        )
     getter = context_getter or make_context_getter(
-        make_session_factory(engine),
+        sessions,
         tokens,
         password_hashing(settings),
         settings.subscription_poll_ms,
@@ -345,6 +361,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         safety_look_ms=settings.subscription_safety_look_ms,
         queue_limit=settings.subscription_queue_limit,
         max_streams=settings.max_subscriptions,
+        reads=reads,
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -357,6 +374,8 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        if reads is not None:
+            await reads.dispose()
 
     graphiql = GraphiQLAssets(settings.graphiql_assets)
     view = GraphQLView(getter, settings, graphiql, tokens)
@@ -395,6 +414,7 @@ def create_app(settings: Settings, *, context_getter: ContextGetter | None = Non
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.reads = reads
     app.state.tokens = tokens
     return app
 
