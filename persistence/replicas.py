@@ -75,15 +75,22 @@ class Coalesced(Generic[T]):
             return self._next
         running = self._running
         if running is None or running.done():
-            self._running = asyncio.ensure_future(self._look())
+            self._running = _retrieved(asyncio.ensure_future(self._look()))
             return self._running
-        self._next = asyncio.ensure_future(self._after(running))
+        self._next = _retrieved(asyncio.ensure_future(self._after(running)))
         return self._next
 
     async def _after(self, running: asyncio.Future[T]) -> T:
         await asyncio.wait([running])
         self._running, self._next = self._next, None
         return await self._look()
+
+
+def _retrieved(future: asyncio.Future[T]) -> asyncio.Future[T]:
+    """A shared look whose callers may all have stopped waiting (their read went to the
+    primary): its failure is taken here, not reported as never retrieved."""
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 @dataclass
@@ -117,6 +124,12 @@ class Replica:
         await asyncio.wait_for(asyncio.shield(self._look.fresh()), LOOK_TIMEOUT_S)
         return self.replayed >= floor
 
+    def busy(self) -> bool:
+        pool = self.engine.pool
+        checked_out: int = pool.checkedout()  # type: ignore[attr-defined]
+        size: int = pool.size()  # type: ignore[attr-defined]
+        return checked_out >= size
+
     def resting(self, now: float) -> bool:
         return now < self.resting_until
 
@@ -124,6 +137,9 @@ class Replica:
         if not self.resting(time.monotonic()):
             logger.warning("reads leave %s for %.0f s: %s", self.name, RETRY_AFTER_S, reason)
         self.resting_until = time.monotonic() + RETRY_AFTER_S
+        # What answers at this URL next may be another server (rebuilt, restarted from an
+        # older backup): nothing seen of this one vouches for it.
+        self.replayed = -1
 
 
 class NotAStandby(Exception):
@@ -175,13 +191,18 @@ class ReadRouter:
 
     async def _choose(self) -> Replica | None:
         now = time.monotonic()
-        awake = [replica for replica in self._in_turn() if not replica.resting(now)]
+        # A standby whose connections are all in use is passed over, not queued for: the
+        # primary's pool is there for reads too.
+        awake = [
+            replica
+            for replica in self._in_turn()
+            if not replica.resting(now) and not replica.busy()
+        ]
         if not awake:
             return None
         try:
             floor = await asyncio.shield(self._floor.fresh())
-        except Exception as error:  # the primary answers, or fails, as it would without replicas
-            logger.warning("the primary's WAL position could not be read: %s", error)
+        except Exception:  # the primary answers, or fails, as it would without replicas
             return None
         deadline = now + CATCH_UP_WAIT_S
         while True:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event
 
 from gql.server.app import create_app
-from persistence.replicas import CATCH_UP_WAIT_S, PRIMARY, ReadRouter, Replica
+from persistence.replicas import CATCH_UP_WAIT_S, PRIMARY, REPLICA_POOL_SIZE, ReadRouter, Replica
 from tests.api.graphql import GraphQLClient
 from tests.conftest import settings_for
 from tests.servers import free_port
@@ -162,7 +162,9 @@ async def test_users_read_their_own_deposits_every_time_while_others_read_the_st
 
 
 async def test_reading_the_standby_regardless_is_caught_as_a_stale_read(
-    two_processes: tuple[Process, Process], postgres_stack: PostgresStack, monkeypatch
+    two_processes: tuple[Process, Process],
+    postgres_stack: PostgresStack,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The check above can fail: with replay paused and the standby taken as caught up
     whatever it has replayed, the deposit just made is missing from the read."""
@@ -257,3 +259,41 @@ async def test_a_transfer_in_once_seen_is_seen_by_every_later_read(
             assert (served(process) - ahead) == Counter({PRIMARY: 1})
     finally:
         postgres_stack.resume_replay()
+
+
+async def test_a_standby_whose_connections_are_all_in_use_is_passed_over(
+    two_processes: tuple[Process, Process], postgres_stack: PostgresStack
+) -> None:
+    first, _ = two_processes
+    user, account_id = await customer(first)
+    postgres_stack.wait_for_standby()
+    replica = first.reads.replicas[0]
+    held = [await replica.engine.connect() for _ in range(REPLICA_POOL_SIZE)]
+    try:
+        ahead = served(first)
+        assert await user.balance(account_id) == "0.00"
+        assert (served(first) - ahead) == Counter({PRIMARY: 1})  # no wait for a connection
+    finally:
+        for connection in held:
+            await connection.close()
+    ahead = served(first)
+    assert await user.balance(account_id) == "0.00"
+    assert (served(first) - ahead) == Counter({replica.name: 1})
+
+
+async def test_a_replica_url_that_leads_to_a_primary_is_left_alone(
+    postgres_stack: PostgresStack,
+) -> None:
+    """A primary's data is newer than any standby's, but a promoted standby's (or a wrong
+    URL's) may be another history: only a server in recovery is read from."""
+    primary = postgres_stack.primary.url()
+    process, app = await started(primary, [primary])
+    try:
+        user, account_id = await customer(process)
+        for _ in range(3):
+            assert await user.balance(account_id) == "0.00"
+        (not_a_standby,) = process.reads.replicas
+        assert process.reads.served[not_a_standby.name] == 0
+        assert not_a_standby.resting(time.monotonic())
+    finally:
+        await stopped(process, app)
