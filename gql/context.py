@@ -44,7 +44,8 @@ from gql.server.settings import (
 from persistence.database import is_sqlite
 from persistence.notifications import PostgresEntryNews
 from persistence.passwords import PasswordHashing
-from persistence.snapshot import ReadSnapshot
+from persistence.replicas import ReadRouter
+from persistence.snapshot import OpenRead, ReadSnapshot
 from persistence.unit_of_work import SharedOut, SqlUnitOfWork
 
 # The longest a stream signed in with an ended session goes on.
@@ -267,6 +268,16 @@ def sql_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> UnitO
     return unit_of_work
 
 
+async def _reads_only(request: Request, open_read: OpenRead) -> OpenRead | None:
+    """`open_read` for a request that may only read; None for one that may write (it says
+    "mutation" anywhere), whose reads, the viewer's lookup first, go to the primary rather
+    than wait for a standby. Starlette keeps the body it read for the view to read again."""
+    document = request.query_params.get("query", "").encode()
+    if request.method == "POST":
+        document = await request.body()
+    return None if b"mutation" in document else open_read
+
+
 def viewer_of(connection: HTTPConnection, tokens: TokenCodec) -> SignedIn | None:
     """Who the request's bearer token names; read once per request, then kept on it."""
     if hasattr(connection.state, "signed_in"):
@@ -292,12 +303,15 @@ def make_context_getter(
     queue_limit: int = DEFAULT_QUEUE_LIMIT,
     max_streams: int | None = None,
     on_movement: MovementObserver | None = None,
+    reads: ReadRouter | None = None,
 ) -> ContextGetter:
     """The context getter for the app: each request (or WebSocket connection) gets fresh
     services on this database, and all share one watch for new statement lines and one
     password hasher. Subscriptions read through a bounded share of the pool, so that no
     number of streams can take the connections requests need. With `news` (PostgreSQL's
-    announcements) lines are pushed, and the look at every account is the slow safety one."""
+    announcements) lines are pushed, and the look at every account is the slow safety one.
+    With `reads` (standbys), the reads of a request or of a WebSocket query may be served by
+    a standby that has caught up with them; subscriptions read the primary."""
     unit_of_work = SharedOut(sql_unit_of_work(session_factory), subscription_connections)
     interval_ms = safety_look_ms if news is not None else subscription_poll_ms
     watch = EntryWatch(
@@ -312,6 +326,8 @@ def make_context_getter(
         SessionService(unit_of_work, tokens.refresh_ttl), subscription_poll_ms
     )
 
+    open_read = reads.open_read if reads is not None else None
+
     async def get_context(request: Request | WebSocket, _response: Response | WebSocket) -> Context:
         viewer = viewer_of(request, tokens)
         user_agent = request.headers.get("user-agent")
@@ -320,7 +336,7 @@ def make_context_getter(
             # each of its operations gets its own (see Context.operation), and the deadline
             # an HTTP request gets from the middleware.
             def fresh_reads(signed_in: SignedIn | None) -> tuple[ReadSnapshot, Context]:
-                snapshot = ReadSnapshot(session_factory)
+                snapshot = ReadSnapshot(session_factory, open_read)
                 return snapshot, on(snapshot.unit_of_work, signed_in)
 
             def on(uow: UnitOfWorkFactory, signed_in: SignedIn | None) -> Context:
@@ -343,7 +359,9 @@ def make_context_getter(
             connection.fresh_reads = fresh_reads
             return connection
         # All the reads of one request from one snapshot; the view closes it at the end.
-        snapshot = ReadSnapshot(session_factory)
+        snapshot = ReadSnapshot(
+            session_factory, open_read and await _reads_only(request, open_read)
+        )
         request.state.read_snapshot = snapshot
         return build_context(
             snapshot.unit_of_work,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -11,6 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.ports import UnitOfWork
 from persistence.database import READ_ONLY
 from persistence.unit_of_work import SqlRepositories, SqlUnitOfWork, raise_translated
+
+# Opens a session whose transaction begins with the options given, on a database of its choice.
+OpenRead = Callable[[dict[str, Any]], Awaitable[AsyncSession]]
 
 
 def snapshot_options(dialect: str) -> dict[str, Any]:
@@ -30,8 +34,16 @@ class ReadSnapshot:
     own write. end() ends it at the end of the request.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        open_read: OpenRead | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        # Where the read transaction may go instead of `session_factory`'s database (a
+        # standby that has caught up, see persistence/replicas.py); none after a write, whose
+        # result the primary has at once.
+        self._open_read = open_read
         self._turn = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
         self._session: AsyncSession | None = None
@@ -75,15 +87,25 @@ class ReadSnapshot:
             if self._ended:
                 raise RuntimeError("the request has ended")
             if self._session is None:
-                session = self._session_factory()
-                dialect = session.bind.dialect.name if session.bind is not None else ""
-                # Set before the transaction begins, which is where they take effect.
-                await session.connection(execution_options=snapshot_options(dialect))
-                self._session = session
+                self._session = await self._open()
         except BaseException:
             self.end_turn()
             raise
         return self._session
+
+    async def _open(self) -> AsyncSession:
+        if self._open_read is not None:
+            return await self._open_read(snapshot_options("postgresql"))
+        session = self._session_factory()
+        dialect = session.bind.dialect.name if session.bind is not None else ""
+        # Set before the transaction begins, which is where they take effect.
+        await session.connection(execution_options=snapshot_options(dialect))
+        return session
+
+    def wrote(self) -> None:
+        """A write of the request committed, or is about to: its later reads go to the
+        primary, which has the write at once."""
+        self._open_read = None
 
     def end_turn(self) -> None:
         self._holder = None
@@ -139,4 +161,5 @@ class _WriteAfterSnapshot(SqlUnitOfWork):
 
     async def __aenter__(self) -> Self:
         await self._snapshot.close()
+        self._snapshot.wrote()
         return await super().__aenter__()

@@ -71,8 +71,9 @@ from gql.server.rate_limits import (
 from gql.server.settings import ConfigurationError, Settings, load_settings
 from gql.server.statement_csv import statement_csv
 from gql.server.websocket import TransportWSHandler
-from persistence.database import make_engine, make_session_factory
+from persistence.database import is_sqlite, make_engine, make_session_factory
 from persistence.migrate import current_revision, head_revision
+from persistence.replicas import read_router
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -345,6 +346,11 @@ def create_app(
             f"less than BANKQL_DB_POOL_SIZE ({settings.db_pool_size}), or subscriptions could "
             "hold every connection requests need."
         )
+    if settings.replica_database_urls and is_sqlite(settings.database_url):
+        problems.append(
+            "BANKQL_REPLICA_DATABASE_URLS: standbys replay a PostgreSQL primary; "
+            "BANKQL_DATABASE_URL is SQLite, so leave the replicas out."
+        )
     if problems:
         raise ConfigurationError(" ".join(problems))
     tokens = TokenCodec(
@@ -359,6 +365,16 @@ def create_app(
         pool_size=settings.db_pool_size,
         prepared_statements=settings.prepared_statements,
     )
+    sessions = make_session_factory(engine)
+    reads = None
+    if settings.replica_database_urls:
+        reads = read_router(
+            engine,
+            sessions,
+            settings.replica_database_urls,
+            statement_timeout_s=settings.request_timeout_s,
+            prepared_statements=settings.prepared_statements,
+        )
     metrics = None
     if settings.metrics_enabled:
         metrics = Metrics(max_operation_names=settings.metrics_max_operation_names)
@@ -373,7 +389,7 @@ def create_app(
         tracing.trace_sql(engine, provider)
         operation_spans = tracing.operation_spans(provider)
     getter = context_getter or make_context_getter(
-        make_session_factory(engine),
+        sessions,
         tokens,
         password_hashing(settings),
         settings.subscription_poll_ms,
@@ -387,6 +403,7 @@ def create_app(
         queue_limit=settings.subscription_queue_limit,
         max_streams=settings.max_subscriptions,
         on_movement=metrics.movement if metrics is not None else None,
+        reads=reads,
     )
 
     async def readyz(_request: Request) -> JSONResponse:
@@ -405,6 +422,8 @@ def create_app(
                     yield
         finally:
             await engine.dispose()
+            if reads is not None:
+                await reads.dispose()
             if provider is not None:
                 provider.shutdown()  # sends the spans still batched
 
@@ -455,6 +474,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.reads = reads
     app.state.tokens = tokens
     app.state.metrics = metrics
     return app

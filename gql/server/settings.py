@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from domain.money import MAX_MINOR_UNITS
 from persistence.database import DEFAULT_POOL_SIZE
@@ -94,6 +96,9 @@ class Settings(BaseSettings):
     # the server, past any pooler), else to the database URL.
     subscription_safety_look_ms: int = Field(default=DEFAULT_SAFETY_LOOK_MS, ge=10, le=600_000)
     listen_database_url: str | None = None
+    # Streaming standbys of the database, comma-separated: reads go to one that has caught
+    # up with them (see persistence/replicas.py), else to the database URL.
+    replica_database_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Most lines one stream holds that its client has not taken; past it the stream ends.
     subscription_queue_limit: int = Field(default=1000, ge=1, le=1_000_000)
     # Subscriptions of one process that may be parsed, checked and signed in at once; more
@@ -155,6 +160,32 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", endpoint):
             raise ValueError(f"{endpoint!r} is not a URL such as http://collector:4318/v1/traces")
         return endpoint
+
+    @field_validator("replica_database_urls", mode="before")
+    @classmethod
+    def _split_replica_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("replica_database_urls")
+    @classmethod
+    def _replicas_are_postgresql(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            shown = _without_password(url)
+            try:
+                parsed = make_url(url)
+            except ArgumentError:
+                raise ValueError(
+                    f"{shown!r} is not a database URL; write postgresql+psycopg://user:password"
+                    "@host:5432/name for each standby, separated by commas"
+                ) from None
+            if parsed.drivername not in ("postgresql+psycopg", "postgresql+psycopg_async"):
+                raise ValueError(
+                    f"{shown!r}: a replica is a PostgreSQL standby reached with the psycopg 3 "
+                    "driver: write postgresql+psycopg://user:password@host:5432/name"
+                )
+        return urls
 
     @property
     def development(self) -> bool:
@@ -224,6 +255,14 @@ class Settings(BaseSettings):
             "print(secrets.token_urlsafe(32))'), or set BANKQL_ENV=development to use a "
             "throwaway key."
         )
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may be shown in a message: with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def load_settings() -> Settings:

@@ -109,6 +109,13 @@ def test_production_requires_a_real_secret_key():
         ("BANKQL_METRICS_MAX_OPERATION_NAMES", "-1", "BANKQL_METRICS_MAX_OPERATION_NAMES"),
         ("BANKQL_OTEL_ENDPOINT", "collector:4318", "BANKQL_OTEL_ENDPOINT"),
         ("BANKQL_TRACING_SAMPLE_RATIO", "2", "BANKQL_TRACING_SAMPLE_RATIO"),
+        ("BANKQL_REPLICA_DATABASE_URLS", "standby:5432", "BANKQL_REPLICA_DATABASE_URLS"),
+        ("BANKQL_REPLICA_DATABASE_URLS", "mysql://r@h/b", "BANKQL_REPLICA_DATABASE_URLS"),
+        (
+            "BANKQL_REPLICA_DATABASE_URLS",
+            "sqlite+aiosqlite:///x.db",
+            "BANKQL_REPLICA_DATABASE_URLS",
+        ),
     ],
 )
 def test_each_bad_value_is_named_in_a_clear_message(monkeypatch, variable, value, named):
@@ -232,3 +239,27 @@ def test_pool_and_worker_counts_out_of_range_are_one_clear_line(monkeypatch, nam
     with pytest.raises(ConfigurationError) as refused:
         load_settings()
     assert str(refused.value).startswith(f"{name}: ")
+
+
+def test_a_wrong_replica_url_is_one_line_that_hides_its_password(monkeypatch):
+    good = "postgresql+psycopg://bankql@standby1:5432/bankql"
+    monkeypatch.setenv("BANKQL_REPLICA_DATABASE_URLS", f"{good}, postgresql://bankql:hush@s2/b")
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    said = str(refused.value)
+    assert said.startswith("BANKQL_REPLICA_DATABASE_URLS: ") and "\n" not in said
+    assert "psycopg 3 driver" in said and "hush" not in said and "***" in said
+    monkeypatch.setenv("BANKQL_REPLICA_DATABASE_URLS", f" {good} ,{good}")
+    assert load_settings().replica_database_urls == [good, good]
+
+
+def test_replicas_of_a_sqlite_database_are_refused():
+    replica = "postgresql+psycopg://bankql@standby1:5432/bankql"
+    settings = production(
+        database_url="sqlite+aiosqlite:///./bankql.db",
+        allow_sqlite=True,
+        replica_database_urls=[replica],
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(settings)
+    assert str(refused.value).startswith("BANKQL_REPLICA_DATABASE_URLS: standbys replay a")
