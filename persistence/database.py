@@ -58,11 +58,16 @@ def make_engine(
 
     On PostgreSQL the pool holds at most `pool_size` connections and no overflow, and
     repeated statements are prepared unless `prepared_statements` is off (for a pooler in
-    transaction mode, where a prepared statement may not be on the next connection).
+    transaction mode, where a prepared statement may not be on the next connection); off,
+    the timeouts are set in each transaction rather than once per connection.
     """
     if not is_sqlite(url):
-        connect_args = _postgres_timeouts(url, statement_timeout_s)
-        connect_args["prepare_threshold"] = PREPARE_AFTER if prepared_statements else None
+        timeouts = _postgres_timeouts(statement_timeout_s)
+        connect_args: dict[str, Any] = {
+            "prepare_threshold": PREPARE_AFTER if prepared_statements else None
+        }
+        if prepared_statements:
+            connect_args |= _startup_options(url, timeouts)
         engine = create_async_engine(
             url,
             pool_size=pool_size,
@@ -71,6 +76,8 @@ def make_engine(
             connect_args=connect_args,
             **options,
         )
+        if not prepared_statements and timeouts:
+            _set_per_transaction(engine, timeouts)
         _ping_when_idle(engine, IDLE_PING_S)
         return engine
     busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
@@ -131,17 +138,45 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def _postgres_timeouts(url: str, statement_timeout_s: float | None) -> dict[str, Any]:
-    """Session settings sent with the connection itself, so they cost no round trip; any
-    options the URL carries are kept."""
+def _postgres_timeouts(statement_timeout_s: float | None) -> dict[str, int]:
+    """The session settings, in milliseconds, that bound each statement and each idle
+    transaction."""
     if statement_timeout_s is None:
         return {}
     statement_ms = _milliseconds(statement_timeout_s)
-    idle_ms = statement_ms * IDLE_IN_TRANSACTION_FACTOR
+    return {
+        "statement_timeout": statement_ms,
+        "idle_in_transaction_session_timeout": statement_ms * IDLE_IN_TRANSACTION_FACTOR,
+    }
+
+
+def _startup_options(url: str, timeouts: dict[str, int]) -> dict[str, Any]:
+    """Session settings sent with the connection itself, so they cost no round trip; any
+    options the URL carries are kept."""
+    if not timeouts:
+        return {}
     given = make_url(url).query.get("options", "")
     given = given if isinstance(given, str) else " ".join(given)
-    ours = f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}"
+    ours = " ".join(f"-c {name}={value}" for name, value in timeouts.items())
     return {"options": f"{given} {ours}".strip()}
+
+
+def _set_per_transaction(engine: AsyncEngine, timeouts: dict[str, int]) -> None:
+    """The session settings as the first statement of every transaction, for the length of
+    that transaction only.
+
+    A pooler in transaction mode (PgBouncer) refuses the `options` startup parameter, and
+    hands each transaction whichever server connection is free, so a setting made once per
+    client connection would land on one server connection and miss the others. This costs
+    one round trip per transaction."""
+    settings = ", ".join(
+        f"set_config('{name}', '{value}', true)" for name, value in timeouts.items()
+    )
+    statement = f"SELECT {settings}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
 
 
 def _serialize_sqlite_writers(engine: AsyncEngine, busy_timeout_ms: int) -> None:
