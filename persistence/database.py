@@ -6,7 +6,9 @@ import math
 import time
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -79,6 +81,7 @@ def make_engine(
         if not prepared_statements and timeouts:
             _set_per_transaction(engine, timeouts)
         _ping_when_idle(engine, IDLE_PING_S)
+        _lost_servers_are_disconnects(engine)
         return engine
     busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
     if statement_timeout_s is not None:
@@ -179,6 +182,40 @@ def _set_per_transaction(engine: AsyncEngine, timeouts: dict[str, int]) -> None:
         connection.exec_driver_sql(statement)
 
 
+# SQLSTATEs after which a connection is of no further use: it reached a server that takes
+# no writes (a standby, or a primary demoted to one: read_only_sql_transaction), lost its
+# server (the connection_exception class), or the server is shutting down or starting up.
+_READ_ONLY = "25006"
+_SERVER_GONE = {"57P01", "57P02", "57P03"}
+
+
+def is_lost_server(error: BaseException, *, connecting: bool = False) -> bool:
+    """Whether a driver error means the server behind a connection is gone or can no longer
+    take writes, so that the connection (and the pool's others) must be replaced."""
+    state = getattr(error, "sqlstate", None) or ""
+    if state == _READ_ONLY or state in _SERVER_GONE or state.startswith("08"):
+        return True
+    # Opening a connection failed: no server of the URL answered as it must (for one with
+    # target_session_attrs=read-write, none accepts writes).
+    return connecting and isinstance(error, psycopg.OperationalError)
+
+
+def _lost_servers_are_disconnects(engine: AsyncEngine) -> None:
+    """After a failover the pool's connections lead to a server that is gone, or that came
+    back as a standby and refuses writes. SQLAlchemy treats the first as a disconnect; the
+    second is made one here too, so the pool drops its connections and opens new ones, which
+    the URL's target_session_attrs=read-write sends to the writable server. The error is
+    marked as such (connection_invalidated), for the unit of work to report."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def on_error(context: Any) -> None:
+        if context.is_disconnect:
+            return
+        error = context.original_exception
+        if is_lost_server(error, connecting=context.connection is None):
+            context.is_disconnect = True
+
+
 def _serialize_sqlite_writers(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     # The sqlite3 module would open transactions lazily and only for writes; taking control of
     # BEGIN makes each unit of work one IMMEDIATE transaction, so that two writers queue on the
@@ -216,6 +253,14 @@ def _use_wal(cursor: Any) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)  # on the driver's own thread, never on the event loop
+
+
+def connection_parameters(url: str) -> dict[str, Any]:
+    """libpq's connection parameters for a PostgreSQL URL as SQLAlchemy reads it, several
+    hosts (`?host=h1:5432&host=h2:5432`) included, for connecting with psycopg itself."""
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    _arguments, parameters = dialect.create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
+    return dict(parameters)
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -109,7 +109,12 @@ class _SnapshotRead(SqlRepositories):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        self.use(await self._snapshot.take_turn())
+        try:
+            session = await self._snapshot.take_turn()
+        except Exception as error:  # beginning may fail too: a database out of reach
+            raise_translated(error)
+            raise
+        self.use(session)
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
@@ -138,5 +143,9 @@ class _WriteAfterSnapshot(SqlUnitOfWork):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        await self._snapshot.close()
+        try:
+            await self._snapshot.close()
+        except Exception as error:  # ending the reads may fail too: a database out of reach
+            raise_translated(error)
+            raise
         return await super().__aenter__()

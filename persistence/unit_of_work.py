@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import DuplicateRequest, TransientConflict
+from domain.errors import DuplicateRequest, StoreUnavailable, TransientConflict
 from domain.ports import (
     AccountRepository,
     HoldRepository,
@@ -39,8 +39,13 @@ def translated(error: DBAPIError) -> Exception | None:
     """The domain's name for a database failure the use case can act on, if it is one.
 
     A lost race on a unique value (an idempotency key, an email) is DuplicateRequest; a
-    deadlock, serialization failure or busy lock is TransientConflict. Anything else stays.
+    deadlock, serialization failure or busy lock is TransientConflict; a connection that
+    could not be opened, or whose server went away or turned read-only (the engine marks
+    these as disconnects, see persistence/database.py), is StoreUnavailable. Anything else
+    stays.
     """
+    if error.connection_invalidated:
+        return StoreUnavailable()
     original = error.orig
     state, text = getattr(original, "sqlstate", None), str(original)
     if isinstance(error, IntegrityError) and (
@@ -95,8 +100,14 @@ class SqlUnitOfWork(SqlRepositories):
         session = self._session_factory()
         self._session = session
         if self._read_only:
-            # Set before the transaction begins, which is where the engine reads it.
-            await session.connection(execution_options={READ_ONLY: True})
+            try:
+                # Set before the transaction begins, which is where the engine reads it.
+                await session.connection(execution_options={READ_ONLY: True})
+            except Exception as error:  # a database out of reach fails here, not in the block
+                self._session = None
+                await session.close()
+                raise_translated(error)
+                raise
         self.use(session)
         return self
 

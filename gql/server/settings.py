@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from domain.money import MAX_MINOR_UNITS
 from persistence.database import DEFAULT_POOL_SIZE
@@ -29,6 +30,32 @@ logger = logging.getLogger("bankql")
 
 class ConfigurationError(Exception):
     """A setting that stops the server from starting; the message says which and why."""
+
+
+SEVERAL_HOSTS_EXAMPLE = (
+    "postgresql+psycopg://bankql@/bankql?host=db1:5432&host=db2:5432"
+    "&target_session_attrs=read-write"
+)
+WRITABLE_SESSION_ATTRS = ("read-write", "primary")
+
+
+def check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can read; one that lists several servers must ask for the writable
+    one, or writes could go to a standby. ValueError says what to write instead."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # SQLAlchemy's ArgumentError, or ValueError for a port it cannot read
+        raise ValueError(
+            "is not a database URL that can be read; several hosts are written "
+            f"{SEVERAL_HOSTS_EXAMPLE}, not as host1:5432,host2:5432"
+        ) from None
+    hosts = parsed.query.get("host", ())
+    several = len(hosts) > 1 if isinstance(hosts, tuple) else "," in hosts
+    if several and parsed.query.get("target_session_attrs") not in WRITABLE_SESSION_ATTRS:
+        raise ValueError(
+            "lists several hosts without target_session_attrs=read-write, so writes could "
+            f"go to a standby: write {SEVERAL_HOSTS_EXAMPLE}"
+        )
 
 
 class Settings(BaseSettings):
@@ -119,6 +146,13 @@ class Settings(BaseSettings):
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", "listen_database_url")
+    @classmethod
+    def _readable_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_database_url(url)
+        return url
 
     @field_validator("cors_origins", mode="before")
     @classmethod
