@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.databases import REQUIRE_POSTGRES_VARIABLE
 from tests.servers import free_port
 
 START_TIMEOUT_S = 10
@@ -24,12 +25,16 @@ DEFAULT_POOL_SIZE = 10
 
 
 def pgbouncer_binary() -> str:
-    """The pgbouncer program, or a skip where it is not installed (CI installs it)."""
+    """The pgbouncer program, or a skip where it is not installed (a failure in CI, which
+    installs it)."""
     binary = shutil.which("pgbouncer") or (
         "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
     )
     if binary is None:
-        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+        reason = "pgbouncer is not installed (apt-get install pgbouncer)"
+        if os.environ.get(REQUIRE_POSTGRES_VARIABLE) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_POSTGRES_VARIABLE}=1 requires it")
+        pytest.skip(reason)
     return binary
 
 

@@ -96,6 +96,16 @@ def is_unexpected(error: GraphQLError) -> bool:
     return not (error.nodes and all(isinstance(node, ValueNode) for node in error.nodes))
 
 
+def driver_message(error: BaseException) -> str:
+    """The first line of what the driver said, without the statement or its parameters."""
+    cause = error.__cause__
+    driver = getattr(cause, "orig", None) or cause
+    if driver is None:
+        return type(error).__name__
+    lines = str(driver).strip().splitlines()
+    return f"{type(driver).__name__}: {lines[0] if lines else ''}"
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """Masks faults as "Internal server error" with the request id, so support can find them;
     a database out of reach (or failing over) is told as UNAVAILABLE, with when to retry."""
@@ -132,7 +142,10 @@ class RecordOperation(SchemaExtension):
         details["name"] = context.operation_name
         found = context.pre_execution_errors or []
         result_errors = getattr(context.result, "errors", None) or []
-        if any(is_unexpected(error) for error in [*found, *result_errors]):
+        every = [*found, *result_errors]
+        if any(isinstance(error.original_error, StoreUnavailable) for error in every):
+            details["outcome"] = "unavailable"
+        elif any(is_unexpected(error) for error in every):
             details["outcome"] = "internal_error"
         elif found or result_errors:
             details["outcome"] = "error"
@@ -199,7 +212,7 @@ class BankSchema(strawberry.Schema):
                 logger.warning(
                     "database unavailable in %s: %s",
                     ".".join(map(str, error.path or ())),
-                    error.original_error.__cause__,
+                    driver_message(error.original_error),
                     extra={"request_id": request_id.get()},
                 )
             elif is_unexpected(error):
