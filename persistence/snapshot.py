@@ -10,7 +10,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.ports import UnitOfWork
 from persistence.database import READ_ONLY
-from persistence.unit_of_work import SqlRepositories, SqlUnitOfWork, raise_translated
+from persistence.unit_of_work import (
+    SqlRepositories,
+    SqlUnitOfWork,
+    end_session,
+    raise_translated,
+)
 
 
 def snapshot_options(dialect: str) -> dict[str, Any]:
@@ -95,13 +100,7 @@ class ReadSnapshot:
 
 
 async def _end_reading(session: AsyncSession, spoilt: bool) -> None:
-    try:
-        if spoilt:
-            await session.rollback()
-        else:
-            await session.commit()
-    finally:
-        await session.close()
+    await end_session(session, commit=not spoilt)
 
 
 class _SnapshotRead(SqlRepositories):

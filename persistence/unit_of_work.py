@@ -64,6 +64,25 @@ def raise_translated(error: object) -> None:
         raise domain_error from error
 
 
+async def end_session(session: AsyncSession, *, commit: bool) -> None:
+    """End the session's transaction (COMMIT or ROLLBACK) and close it.
+
+    A connection found lost on the way (its server gone, or turned read-only) is not an
+    error here: the pool has already dropped it, a write was committed or not before this,
+    and what was read stands. Whatever failed inside the block is reported on its own."""
+    try:
+        try:
+            if commit:
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            await session.close()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+
+
 class SqlRepositories:
     """The repositories on one session, as every unit of work hands them out."""
 
@@ -105,7 +124,7 @@ class SqlUnitOfWork(SqlRepositories):
                 await session.connection(execution_options={READ_ONLY: True})
             except Exception as error:  # a database out of reach fails here, not in the block
                 self._session = None
-                await session.close()
+                await end_session(session, commit=False)
                 raise_translated(error)
                 raise
         self.use(session)
@@ -114,15 +133,9 @@ class SqlUnitOfWork(SqlRepositories):
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
         session, self._session = self._session, None
         if session is not None:
-            try:
-                if self._read_only and error is None:
-                    # Nothing to undo: COMMIT keeps the connection's prepared statements,
-                    # which the driver forgets on ROLLBACK.
-                    await session.commit()
-                else:
-                    await session.rollback()
-            finally:
-                await session.close()
+            # Nothing to undo in a read-only one: COMMIT keeps the connection's prepared
+            # statements, which the driver forgets on ROLLBACK.
+            await end_session(session, commit=self._read_only and error is None)
         # Flush and commit both happen inside the block, so this one place names every
         # database failure the use cases handle.
         raise_translated(error)

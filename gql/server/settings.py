@@ -40,15 +40,19 @@ WRITABLE_SESSION_ATTRS = ("read-write", "primary")
 
 
 def check_database_url(url: str) -> None:
-    """A URL SQLAlchemy can read; one that lists several servers must ask for the writable
-    one, or writes could go to a standby. ValueError says what to write instead."""
+    """A URL that lists several servers must do so in the form SQLAlchemy reads, and ask for
+    the writable one, or writes could go to a standby. ValueError says what to write
+    instead; other mistakes are left to the preflight check, which names them."""
     try:
         parsed = make_url(url)
     except Exception:  # SQLAlchemy's ArgumentError, or ValueError for a port it cannot read
-        raise ValueError(
-            "is not a database URL that can be read; several hosts are written "
-            f"{SEVERAL_HOSTS_EXAMPLE}, not as host1:5432,host2:5432"
-        ) from None
+        netloc = url.partition("://")[2].partition("/")[0]
+        if "," in netloc:
+            raise ValueError(
+                "lists several hosts in a form that cannot be read: write "
+                f"{SEVERAL_HOSTS_EXAMPLE}, not host1:5432,host2:5432"
+            ) from None
+        return  # any other mistake in its form is put in words before a command starts
     hosts = parsed.query.get("host", ())
     several = len(hosts) > 1 if isinstance(hosts, tuple) else "," in hosts
     if several and parsed.query.get("target_session_attrs") not in WRITABLE_SESSION_ATTRS:

@@ -139,8 +139,8 @@ async def test_bankql_follows_a_failover_mid_load_and_applies_nothing_twice(
 
         async def failover() -> None:
             await crash_due.wait()
-            await asyncio.to_thread(stack.stop_primary, "immediate")
             moments["crashed"] = time.monotonic()
+            await asyncio.to_thread(stack.stop_primary, "immediate")
             await asyncio.sleep(NO_PRIMARY_S)
             await asyncio.to_thread(stack.promote_standby)
             moments["promoted"] = time.monotonic()

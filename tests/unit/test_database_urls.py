@@ -33,6 +33,7 @@ def test_libpq_s_comma_form_is_refused_with_the_form_to_write(monkeypatch, varia
         load_settings()
     message = str(refused.value)
     assert message.startswith(f"{variable}: ")
+    assert "several hosts" in message
     assert "host=db1:5432&host=db2:5432&target_session_attrs=read-write" in message
     assert "\n" not in message
 
