@@ -148,6 +148,13 @@ class TransientConflict(Exception):
     serialization failure, or a lock not had in time); running the use case again may succeed."""
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached, or lost its server mid-way (a primary that stopped,
+    or one that now takes no writes): the work was not confirmed. A loss during the commit
+    leaves it unknown whether the commit happened, so the use case is not run again here;
+    the client sends it again, with the same idempotency key for a movement."""
+
+
 @dataclass
 class TryLater(DomainError):
     """Refused for now, not for good: the same request may succeed after retry_after_s."""

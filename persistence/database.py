@@ -6,7 +6,9 @@ import math
 import time
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -58,11 +60,16 @@ def make_engine(
 
     On PostgreSQL the pool holds at most `pool_size` connections and no overflow, and
     repeated statements are prepared unless `prepared_statements` is off (for a pooler in
-    transaction mode, where a prepared statement may not be on the next connection).
+    transaction mode, where a prepared statement may not be on the next connection); off,
+    the timeouts are set in each transaction rather than once per connection.
     """
     if not is_sqlite(url):
-        connect_args = _postgres_timeouts(url, statement_timeout_s)
-        connect_args["prepare_threshold"] = PREPARE_AFTER if prepared_statements else None
+        timeouts = _postgres_timeouts(statement_timeout_s)
+        connect_args: dict[str, Any] = {
+            "prepare_threshold": PREPARE_AFTER if prepared_statements else None
+        }
+        if prepared_statements:
+            connect_args |= _startup_options(url, timeouts)
         engine = create_async_engine(
             url,
             pool_size=pool_size,
@@ -71,7 +78,10 @@ def make_engine(
             connect_args=connect_args,
             **options,
         )
+        if not prepared_statements and timeouts:
+            _set_per_transaction(engine, timeouts)
         _ping_when_idle(engine, IDLE_PING_S)
+        _lost_servers_are_disconnects(engine)
         return engine
     busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
     if statement_timeout_s is not None:
@@ -131,17 +141,79 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def _postgres_timeouts(url: str, statement_timeout_s: float | None) -> dict[str, Any]:
-    """Session settings sent with the connection itself, so they cost no round trip; any
-    options the URL carries are kept."""
+def _postgres_timeouts(statement_timeout_s: float | None) -> dict[str, int]:
+    """The session settings, in milliseconds, that bound each statement and each idle
+    transaction."""
     if statement_timeout_s is None:
         return {}
     statement_ms = _milliseconds(statement_timeout_s)
-    idle_ms = statement_ms * IDLE_IN_TRANSACTION_FACTOR
+    return {
+        "statement_timeout": statement_ms,
+        "idle_in_transaction_session_timeout": statement_ms * IDLE_IN_TRANSACTION_FACTOR,
+    }
+
+
+def _startup_options(url: str, timeouts: dict[str, int]) -> dict[str, Any]:
+    """Session settings sent with the connection itself, so they cost no round trip; any
+    options the URL carries are kept."""
+    if not timeouts:
+        return {}
     given = make_url(url).query.get("options", "")
     given = given if isinstance(given, str) else " ".join(given)
-    ours = f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}"
+    ours = " ".join(f"-c {name}={value}" for name, value in timeouts.items())
     return {"options": f"{given} {ours}".strip()}
+
+
+def _set_per_transaction(engine: AsyncEngine, timeouts: dict[str, int]) -> None:
+    """The session settings as the first statement of every transaction, for the length of
+    that transaction only.
+
+    A pooler in transaction mode (PgBouncer) refuses the `options` startup parameter, and
+    hands each transaction whichever server connection is free, so a setting made once per
+    client connection would land on one server connection and miss the others. This costs
+    one round trip per transaction."""
+    settings = ", ".join(
+        f"set_config('{name}', '{value}', true)" for name, value in timeouts.items()
+    )
+    statement = f"SELECT {settings}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
+
+
+# SQLSTATEs after which a connection is of no further use: it reached a server that takes
+# no writes (a standby, or a primary demoted to one: read_only_sql_transaction), lost its
+# server (the connection_exception class), or the server is shutting down or starting up.
+_READ_ONLY = "25006"
+_SERVER_GONE = {"57P01", "57P02", "57P03"}
+
+
+def is_lost_server(error: BaseException, *, connecting: bool = False) -> bool:
+    """Whether a driver error means the server behind a connection is gone or can no longer
+    take writes, so that the connection (and the pool's others) must be replaced."""
+    state = getattr(error, "sqlstate", None) or ""
+    if state == _READ_ONLY or state in _SERVER_GONE or state.startswith("08"):
+        return True
+    # Opening a connection failed: no server of the URL answered as it must (for one with
+    # target_session_attrs=read-write, none accepts writes).
+    return connecting and isinstance(error, psycopg.OperationalError)
+
+
+def _lost_servers_are_disconnects(engine: AsyncEngine) -> None:
+    """After a failover the pool's connections lead to a server that is gone, or that came
+    back as a standby and refuses writes. SQLAlchemy treats the first as a disconnect; the
+    second is made one here too, so the pool drops its connections and opens new ones, which
+    the URL's target_session_attrs=read-write sends to the writable server. The error is
+    marked as such (connection_invalidated), for the unit of work to report."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def on_error(context: Any) -> None:
+        if context.is_disconnect:
+            return
+        error = context.original_exception
+        if is_lost_server(error, connecting=context.connection is None):
+            context.is_disconnect = True
 
 
 def _serialize_sqlite_writers(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -181,6 +253,14 @@ def _use_wal(cursor: Any) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)  # on the driver's own thread, never on the event loop
+
+
+def connection_parameters(url: str) -> dict[str, Any]:
+    """libpq's connection parameters for a PostgreSQL URL as SQLAlchemy reads it, several
+    hosts (`?host=h1:5432&host=h2:5432`) included, for connecting with psycopg itself."""
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    _arguments, parameters = dialect.create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
+    return dict(parameters)
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -15,10 +15,10 @@ import logging
 from collections.abc import Sequence
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 from domain.model import AccountId
 from domain.ports import Heard
+from persistence.database import connection_parameters
 
 logger = logging.getLogger("bankql.watch")
 
@@ -34,11 +34,6 @@ def payload(account_ids: Sequence[int]) -> str:
     return ",".join(str(key) for key in sorted(set(account_ids)))
 
 
-def libpq_url(url: str) -> str:
-    """The URL without SQLAlchemy's driver name, as libpq reads it."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def account_ids(payload: str) -> list[AccountId]:
     return [AccountId(int(part)) for part in payload.split(",") if part.strip().isdigit()]
 
@@ -48,14 +43,16 @@ class PostgresEntryNews:
     is lost; each (re)start is reported as news that may have been missed."""
 
     def __init__(self, url: str) -> None:
-        self._url = libpq_url(url)
+        # Several hosts with target_session_attrs=read-write lead to the primary, the one
+        # server whose transactions announce anything; after a failover, to the new one.
+        self._parameters = connection_parameters(url)
 
     async def listen(self, heard: Heard) -> None:
         failures = 0
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._url,
+                    **self._parameters,
                     autocommit=True,
                     application_name=APPLICATION_NAME,
                     # Probes of a silent connection, so that a lost server is noticed.

@@ -11,7 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.ports import UnitOfWork
 from persistence.database import READ_ONLY
-from persistence.unit_of_work import SqlRepositories, SqlUnitOfWork, raise_translated
+from persistence.unit_of_work import (
+    SqlRepositories,
+    SqlUnitOfWork,
+    end_session,
+    raise_translated,
+)
 
 # Opens a session whose transaction begins with the options given, on a database of its choice.
 OpenRead = Callable[[dict[str, Any]], Awaitable[AsyncSession]]
@@ -117,13 +122,7 @@ class ReadSnapshot:
 
 
 async def _end_reading(session: AsyncSession, spoilt: bool) -> None:
-    try:
-        if spoilt:
-            await session.rollback()
-        else:
-            await session.commit()
-    finally:
-        await session.close()
+    await end_session(session, commit=not spoilt)
 
 
 class _SnapshotRead(SqlRepositories):
@@ -131,7 +130,12 @@ class _SnapshotRead(SqlRepositories):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        self.use(await self._snapshot.take_turn())
+        try:
+            session = await self._snapshot.take_turn()
+        except Exception as error:  # beginning may fail too: a database out of reach
+            raise_translated(error)
+            raise
+        self.use(session)
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
@@ -160,6 +164,10 @@ class _WriteAfterSnapshot(SqlUnitOfWork):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        await self._snapshot.close()
+        try:
+            await self._snapshot.close()
+        except Exception as error:  # ending the reads may fail too: a database out of reach
+            raise_translated(error)
+            raise
         self._snapshot.wrote()
         return await super().__aenter__()

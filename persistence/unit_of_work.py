@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import DuplicateRequest, TransientConflict
+from domain.errors import DuplicateRequest, StoreUnavailable, TransientConflict
 from domain.ports import (
     AccountRepository,
     HoldRepository,
@@ -39,8 +39,13 @@ def translated(error: DBAPIError) -> Exception | None:
     """The domain's name for a database failure the use case can act on, if it is one.
 
     A lost race on a unique value (an idempotency key, an email) is DuplicateRequest; a
-    deadlock, serialization failure or busy lock is TransientConflict. Anything else stays.
+    deadlock, serialization failure or busy lock is TransientConflict; a connection that
+    could not be opened, or whose server went away or turned read-only (the engine marks
+    these as disconnects, see persistence/database.py), is StoreUnavailable. Anything else
+    stays.
     """
+    if error.connection_invalidated:
+        return StoreUnavailable()
     original = error.orig
     state, text = getattr(original, "sqlstate", None), str(original)
     if isinstance(error, IntegrityError) and (
@@ -57,6 +62,25 @@ def raise_translated(error: object) -> None:
     every unit of work leaves its block through here."""
     if isinstance(error, DBAPIError) and (domain_error := translated(error)) is not None:
         raise domain_error from error
+
+
+async def end_session(session: AsyncSession, *, commit: bool) -> None:
+    """End the session's transaction (COMMIT or ROLLBACK) and close it.
+
+    A connection found lost on the way (its server gone, or turned read-only) is not an
+    error here: the pool has already dropped it, a write was committed or not before this,
+    and what was read stands. Whatever failed inside the block is reported on its own."""
+    try:
+        try:
+            if commit:
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            await session.close()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
 
 
 class SqlRepositories:
@@ -95,23 +119,23 @@ class SqlUnitOfWork(SqlRepositories):
         session = self._session_factory()
         self._session = session
         if self._read_only:
-            # Set before the transaction begins, which is where the engine reads it.
-            await session.connection(execution_options={READ_ONLY: True})
+            try:
+                # Set before the transaction begins, which is where the engine reads it.
+                await session.connection(execution_options={READ_ONLY: True})
+            except Exception as error:  # a database out of reach fails here, not in the block
+                self._session = None
+                await end_session(session, commit=False)
+                raise_translated(error)
+                raise
         self.use(session)
         return self
 
     async def __aexit__(self, _type: object, error: object, _traceback: object) -> None:
         session, self._session = self._session, None
         if session is not None:
-            try:
-                if self._read_only and error is None:
-                    # Nothing to undo: COMMIT keeps the connection's prepared statements,
-                    # which the driver forgets on ROLLBACK.
-                    await session.commit()
-                else:
-                    await session.rollback()
-            finally:
-                await session.close()
+            # Nothing to undo in a read-only one: COMMIT keeps the connection's prepared
+            # statements, which the driver forgets on ROLLBACK.
+            await end_session(session, commit=self._read_only and error is None)
         # Flush and commit both happen inside the block, so this one place names every
         # database failure the use cases handle.
         raise_translated(error)

@@ -27,6 +27,7 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from domain.errors import StoreUnavailable
 from gql.schema import errors_as_data
 from gql.schema.cost import QueryCost
 from gql.schema.execution import BoundedExecution
@@ -46,6 +47,14 @@ from gql.server.settings import Settings
 
 logger = logging.getLogger("bankql.errors")
 INTERNAL_ERROR = "Internal server error"
+UNAVAILABLE = "UNAVAILABLE"
+# Seconds a client waits before sending again a request refused as UNAVAILABLE.
+UNAVAILABLE_RETRY_AFTER_S = 1
+UNAVAILABLE_MESSAGE = (
+    "The database is unavailable (it may be switching to a new primary). Send the request "
+    "again shortly; a mutation may or may not have been applied: send it with the same "
+    "idempotencyKey, and it is applied at most once."
+)
 CACHE_SIZE = 512
 
 
@@ -88,15 +97,33 @@ def is_unexpected(error: GraphQLError) -> bool:
     return not (error.nodes and all(isinstance(node, ValueNode) for node in error.nodes))
 
 
+def driver_message(error: BaseException) -> str:
+    """The first line of what the driver said, without the statement or its parameters."""
+    cause = error.__cause__
+    driver = getattr(cause, "orig", None) or cause
+    if driver is None:
+        return type(error).__name__
+    lines = str(driver).strip().splitlines()
+    return f"{type(driver).__name__}: {lines[0] if lines else ''}"
+
+
 class MaskUnexpectedErrors(MaskErrors):
-    """Masks faults as "Internal server error" with the request id, so support can find them."""
+    """Masks faults as "Internal server error" with the request id, so support can find them;
+    a database out of reach (or failing over) is told as UNAVAILABLE, with when to retry."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_ERROR)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        unavailable = isinstance(error.original_error, StoreUnavailable)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id.get()}
+        if unavailable:
+            masked.message = UNAVAILABLE_MESSAGE
+            masked.extensions = masked.extensions | {
+                "code": UNAVAILABLE,
+                "retryAfter": UNAVAILABLE_RETRY_AFTER_S,
+            }
         return masked
 
 
@@ -145,14 +172,17 @@ class RecordOperation(SchemaExtension):
             kind = None
         found = context.pre_execution_errors or []
         result_errors = getattr(context.result, "errors", None) or []
+        every = [*found, *result_errors]
         if self._observe is not None:
-            outcome = outcome_of([*found, *result_errors])
+            outcome = outcome_of(every)
             self._observe(kind, context.operation_name, outcome, time.perf_counter() - started)
         if details is None:
             return
         details["type"] = kind
         details["name"] = context.operation_name
-        if any(is_unexpected(error) for error in [*found, *result_errors]):
+        if any(isinstance(error.original_error, StoreUnavailable) for error in every):
+            details["outcome"] = "unavailable"
+        elif any(is_unexpected(error) for error in every):
             details["outcome"] = "internal_error"
         elif found or result_errors:
             details["outcome"] = "error"
@@ -214,7 +244,15 @@ class BankSchema(strawberry.Schema):
     ) -> None:
         # Client mistakes are answered, not logged; faults are logged once with their traceback.
         for error in errors:
-            if is_unexpected(error):
+            if isinstance(error.original_error, StoreUnavailable):
+                # Expected while the database restarts or fails over: one line, no traceback.
+                logger.warning(
+                    "database unavailable in %s: %s",
+                    ".".join(map(str, error.path or ())),
+                    driver_message(error.original_error),
+                    extra={"request_id": request_id.get()},
+                )
+            elif is_unexpected(error):
                 logger.error(
                     "unexpected error in %s",
                     ".".join(map(str, error.path or ())),

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -42,7 +43,7 @@ from gql.context import (
     sign_in_throttle,
     viewer_of,
 )
-from gql.schema.schema import Limits, build_schema
+from gql.schema.schema import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER_S, Limits, build_schema
 from gql.server.auth import TokenCodec
 from gql.server.graphiql import GraphiQLAssets
 from gql.server.http import (
@@ -215,6 +216,9 @@ class GraphQLView(GraphQL[Context, None]):
         if retry_after is not None:
             sub_response.status_code = 429
             sub_response.headers["Retry-After"] = str(retry_after)
+        elif unavailable(result.errors):
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return processed
 
     def create_response(
@@ -297,16 +301,30 @@ async def _close_at_once(
     await websocket.close(code=code, reason=reason)
 
 
+def unavailable(errors: list[GraphQLError] | None) -> bool:
+    """Whether a result failed for want of a reachable, writable database."""
+    return any((error.extensions or {}).get("code") == UNAVAILABLE for error in errors or ())
+
+
 async def healthz(_request: Request) -> JSONResponse:
     """The process is up."""
     return JSONResponse({"status": "ok"})
 
 
 async def readiness_problem(engine: AsyncEngine) -> str | None:
-    """Why the database cannot serve yet, or None when it answers and is at the newest schema."""
+    """Why the database cannot serve yet, or None when it answers, takes writes (on
+    PostgreSQL: a primary, not a standby) and is at the newest schema."""
     try:
         async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            if connection.dialect.name == "postgresql":
+                read_only = await connection.execute(text("SHOW transaction_read_only"))
+                if read_only.scalar() == "on":
+                    # A server that turned standby: the pool opens new connections, which
+                    # target_session_attrs=read-write sends to the writable one, if any.
+                    await connection.invalidate()
+                    return "the database takes no writes: no writable primary is reachable"
+            else:
+                await connection.execute(text("SELECT 1"))
         revision = await current_revision(engine)
     except Exception as error:  # any failure to reach it means "not ready"
         return f"the database does not answer: {type(error).__name__}"

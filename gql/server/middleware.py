@@ -222,7 +222,7 @@ class RequestMiddleware:
         """The request's one line; it names the operation, never its variables or headers."""
         details = operation.get() or {}
         outcome = details.get("outcome") or ("ok" if status < 400 else "rejected")
-        if status >= 500:
+        if status >= 500 and outcome != "unavailable":
             outcome = "internal_error"
         logger.info(
             "request",

@@ -31,7 +31,7 @@ def parsed_url(raw: str) -> URL:
     """The URL, or a refusal that says which forms bankql takes."""
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number (h1:5432,h2)
         raise _refuse(
             f"{raw!r} is not a database URL; use {SQLITE_EXAMPLE} or {POSTGRESQL_EXAMPLE}"
         ) from None

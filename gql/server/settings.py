@@ -34,6 +34,36 @@ class ConfigurationError(Exception):
     """A setting that stops the server from starting; the message says which and why."""
 
 
+SEVERAL_HOSTS_EXAMPLE = (
+    "postgresql+psycopg://bankql@/bankql?host=db1:5432&host=db2:5432"
+    "&target_session_attrs=read-write"
+)
+WRITABLE_SESSION_ATTRS = ("read-write", "primary")
+
+
+def check_database_url(url: str) -> None:
+    """A URL that lists several servers must do so in the form SQLAlchemy reads, and ask for
+    the writable one, or writes could go to a standby. ValueError says what to write
+    instead; other mistakes are left to the preflight check, which names them."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # SQLAlchemy's ArgumentError, or ValueError for a port it cannot read
+        netloc = url.partition("://")[2].partition("/")[0]
+        if "," in netloc:
+            raise ValueError(
+                "lists several hosts in a form that cannot be read: write "
+                f"{SEVERAL_HOSTS_EXAMPLE}, not host1:5432,host2:5432"
+            ) from None
+        return  # any other mistake in its form is put in words before a command starts
+    hosts = parsed.query.get("host", ())
+    several = len(hosts) > 1 if isinstance(hosts, tuple) else "," in hosts
+    if several and parsed.query.get("target_session_attrs") not in WRITABLE_SESSION_ATTRS:
+        raise ValueError(
+            "lists several hosts without target_session_attrs=read-write, so writes could "
+            f"go to a standby: write {SEVERAL_HOSTS_EXAMPLE}"
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BANKQL_", env_file=".env", extra="ignore")
 
@@ -138,6 +168,13 @@ class Settings(BaseSettings):
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", "listen_database_url")
+    @classmethod
+    def _readable_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_database_url(url)
+        return url
 
     @field_validator("cors_origins", mode="before")
     @classmethod
