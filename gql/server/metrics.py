@@ -70,9 +70,11 @@ class OperationNames:
         self.most = most
         self._known: set[str] = set()
 
-    def label(self, name: str | None) -> str:
-        if not name:
+    def label(self, name: object) -> str:
+        if name is None or name == "":
             return ANONYMOUS
+        if not isinstance(name, str):  # {"operationName": 1}: the request is refused anyway
+            return OTHER
         if name in self._known:
             return name
         if len(self._known) >= self.most or not SAFE_NAME.fullmatch(name):

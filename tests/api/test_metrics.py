@@ -198,6 +198,7 @@ def test_operation_name_labels():
     assert names.label("Kept") == "Kept"
     assert names.label("Another") == "other"
     assert names.label("Kept") == "Kept"
+    assert names.label(1) == names.label(["Kept"]) == names.label({}) == "other"
 
 
 async def test_the_pool_in_use_idle_and_waiting(database_url):
