@@ -174,7 +174,9 @@ class ReadRouter:
         """A session whose transaction (begun with `options`) reads a state no older than
         the primary's when this was called."""
         replica = await self._choose()
-        if replica is not None:
+        # Looked at again: reads that arrived together all saw it with a connection free
+        # before choosing it, which awaits the primary's position.
+        if replica is not None and not replica.busy():
             session = replica.sessions()
             try:
                 await session.connection(execution_options=options)

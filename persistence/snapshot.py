@@ -9,6 +9,7 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.errors import StoreUnavailable, TransientConflict
 from domain.ports import UnitOfWork
 from persistence.database import READ_ONLY
 from persistence.unit_of_work import (
@@ -145,7 +146,15 @@ class _SnapshotRead(SqlRepositories):
         if error is not None:
             # A failed statement may have spoilt the transaction: the next read starts anew.
             await self._snapshot.close()
-        raise_translated(error)
+        try:
+            raise_translated(error)
+        except TransientConflict as conflict:
+            # Read-only, it conflicted with no writer: a standby cancelled it, as its replay
+            # had to remove rows the read might see ("conflict with recovery"). Nothing runs
+            # a read again, so the client is told to send it again, not an internal error;
+            # as after a write, the request's later reads go to the primary.
+            self._snapshot.wrote()
+            raise StoreUnavailable() from conflict.__cause__
 
     async def commit(self) -> None:
         raise RuntimeError("commit() in a read-only unit of work")

@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql.server.middleware import CLIENT_CLOSED_REQUEST
 from persistence.round_trips import count_round_trips
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -289,7 +290,9 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        # Unless an answer starts: the client left before it (the request middleware sends
+        # nothing then), or, should the app raise, the server's 500.
+        status = CLIENT_CLOSED_REQUEST
         counted = [0]
         token = _round_trips.set(counted)
         started = time.perf_counter()
@@ -302,6 +305,10 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, noting_status)
+        except Exception:
+            if status == CLIENT_CLOSED_REQUEST:
+                status = 500
+            raise
         finally:
             _round_trips.reset(token)
             self.metrics.request_ended(

@@ -4,7 +4,9 @@ statement, each carrying the request id that the logs carry.
 
 What a client sent is never recorded: not the document (whose literals may be a password),
 not the variables nor any argument, not the query string (variables travel there on GET),
-not the client's address, no header. SQL statements are recorded as written, with
+not the client's address, no header but the caller's trace context, not the path (an account
+id is in some) but its route, and the operation's name only when it has the shape code gives
+one (the client may send any text as its name). SQL statements are recorded as written, with
 placeholders, never their parameters; a failed statement's span says only the error's type,
 as the driver's message may quote a row.
 
@@ -39,12 +41,21 @@ from strawberry.extensions.utils import get_path_from_info
 
 from gql.schema.schema import outcome_of
 from gql.server.logs import request_id
+from gql.server.metrics import SAFE_NAME, route_of
 from gql.server.settings import Settings
 
 SERVICE_NAME = "bankql"
 REQUEST_ID = "bankql.request_id"
 OUTCOME = "bankql.outcome"
 _HIDDEN = "bankql.hidden"
+# The only headers the request span is shown: the caller's trace, which it joins.
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+
+
+def _shown_name(name: str | None) -> str | None:
+    """The operation name the client sent, if it has a safe shape; an email address, a
+    token or a sentence does not."""
+    return name if name and SAFE_NAME.fullmatch(name) else None
 
 
 def tracer_provider(settings: Settings) -> TracerProvider:
@@ -66,7 +77,7 @@ class OperationSpans(OpenTelemetryExtension):
 
     def on_operation(self) -> Generator[None, None, None]:
         context = self.execution_context
-        name = context.operation_name
+        name = _shown_name(context.operation_name)
         span = self._tracer.start_span(
             f"GraphQL Operation: {name}" if name else "GraphQL Operation", kind=SpanKind.INTERNAL
         )
@@ -83,9 +94,10 @@ class OperationSpans(OpenTelemetryExtension):
 
     def _end(self, span: Span) -> None:
         context = self.execution_context
-        if context.operation_name:
-            span.update_name(f"GraphQL Operation: {context.operation_name}")
-            span.set_attribute("graphql.operation.name", context.operation_name)
+        name = _shown_name(context.operation_name)
+        if name:
+            span.update_name(f"GraphQL Operation: {name}")
+            span.set_attribute("graphql.operation.name", name)
         with suppress(RuntimeError):  # raised when there is no document to say
             span.set_attribute("graphql.operation.type", context.operation_type.value)
         found = context.pre_execution_errors or []
@@ -156,7 +168,8 @@ def _failed_statement(context: Any) -> None:
 
 class RequestSpans:
     """The ASGI instrumentation's span for each request or WebSocket connection, shown the
-    request without its query string or client address; the app still gets both. Inside the
+    request without its query string, client address or headers (but the trace context),
+    and with its route for its path; the app still gets all of them. Inside the
     request middleware, so that its request id is known."""
 
     def __init__(self, app: ASGIApp, *, provider: TracerProvider) -> None:
@@ -181,6 +194,11 @@ class RequestSpans:
         shown = dict(scope)
         shown["query_string"] = b""
         shown["client"] = None
+        shown["headers"] = [
+            (name, value) for name, value in scope["headers"] if name.lower() in _TRACE_HEADERS
+        ]
+        shown["path"] = route_of(scope["path"])
+        shown["raw_path"] = shown["path"].encode()
         shown[_HIDDEN] = scope
         await self.traced(shown, receive, send)
 

@@ -80,7 +80,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         task of its own, while the connection goes on reading: a message read just before
         the close, a ping say, would otherwise be answered on a closed socket, and the
         connection end in an exception instead of its close code. Nothing can follow a
-        close frame."""
+        close frame.
+
+        An operation's first message ends its start, if its stream had not begun: a send
+        waits as long as the client reads nothing, and it must not wait holding one of the
+        process's few places for starting streams."""
+        operation = _operation_context.get()
+        if operation is not None:
+            operation.stream_started()
         try:
             await super().send_message(message)
         except WebSocketDisconnected:

@@ -191,6 +191,46 @@ async def test_operation_names_are_bounded_in_shape_and_number(database_url):
     assert named == {"First": 2, "Second": 1, "other": 2}
 
 
+async def test_a_client_that_leaves_before_its_answer_is_no_500(app, client):
+    """A client that hangs up mid-request got no answer at all: counting it as a 500 would
+    let anyone raise the error rate an operator is paged for. It is counted as 499, the
+    status the request's log line gives it."""
+    body = json.dumps(
+        {"query": REGISTER, "variables": {"input": {"email": EMAIL, "password": PASSWORD}}}
+    ).encode()
+    parts = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        # The body, then the client is gone while the mutation works.
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"bankql.test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("bankql.test", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    assert sent == []
+    samples, _ = await scrape(client)
+    requests = "bankql_http_requests_total"
+    assert value(samples, requests, route="/graphql", status="500") == 0
+    assert value(samples, requests, route="/graphql", status="499") == 1
+
+
 def test_operation_name_labels():
     names = OperationNames(most=1)
     assert names.label(None) == "anonymous"

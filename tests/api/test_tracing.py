@@ -125,6 +125,35 @@ async def test_no_span_holds_a_value_the_client_sent(traced):
     assert [text for span in requests for text in texts(span) if "127.0.0.1" in text] == []
 
 
+async def test_no_span_holds_an_operation_name_header_or_path_the_client_chose(traced):
+    """The operation name the client sent need not name an operation of its document, and
+    the User-Agent, the Host and the path are the client's to write: none reaches a span.
+    A caller's traceparent still joins its trace."""
+    http, exported = traced
+    caller_trace = "0af7651916cd43dd8448eb211c80319c"
+    response = await http.post(
+        "/graphql",
+        json={"query": "{ __typename }", "operationName": f"{EMAIL} {SECRET_PASSWORD}"},
+        headers={
+            "User-Agent": f"probe/1.0 ({EMAIL})",
+            "traceparent": f"00-{caller_trace}-b7ad6b7169203331-01",
+        },
+    )
+    # Refused (it names no operation of the document), yet traced.
+    assert response.status_code in (200, 400), response.text
+    await http.get(f"/accounts/{SECRET_PASSWORD}/statement.csv")
+    await http.get(f"/{EMAIL}")
+    spans = exported.get_finished_spans()
+    said = [text for span in spans for text in texts(span)]
+    for secret in (SECRET_PASSWORD, EMAIL, "traced.person"):
+        leaks = [text for text in said if secret in text]
+        assert leaks == [], leaks
+    assert any(
+        span.context is not None and format(span.context.trace_id, "032x") == caller_trace
+        for span in spans
+    )
+
+
 async def test_a_failed_statement_says_only_its_error_type(traced):
     """A driver's message may quote the row it refused (PostgreSQL's names the email that is
     taken); the span keeps the error's type alone."""

@@ -4,8 +4,10 @@ import asyncio
 
 import psycopg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from domain.errors import StoreUnavailable
 from domain.model import Actor
 from domain.money import Currency, Money
 from domain.ports import PageRequest
@@ -110,3 +112,36 @@ async def test_a_read_after_the_request_ended_is_refused(uow_factory, snapshot):
     await snapshot.end()
     with pytest.raises(RuntimeError, match="the request has ended"):
         await balance(request, actor, account)
+
+
+async def test_a_read_a_standby_cancels_is_unavailable_and_the_next_reads_the_primary(
+    uow_factory, engine, database_url
+):
+    """A standby cancels a read whose rows its replay must remove ("conflict with
+    recovery", SQLSTATE 40001). Reads are not run again, so that is no conflict between
+    writers to retry: the client is told UNAVAILABLE (send again), never an internal
+    error, and the request's later reads go to the primary."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        pytest.skip("a standby replays a PostgreSQL primary")
+    actor, account = await opened(uow_factory)
+    sessions = make_session_factory(engine)
+    standby_reads = []
+
+    async def standby(options):  # the primary stands in for a standby that has caught up
+        standby_reads.append(options)
+        session = sessions()
+        await session.connection(execution_options=options)
+        return session
+
+    snapshot = ReadSnapshot(sessions, standby)
+    cancelled = text(
+        "DO $$ BEGIN RAISE EXCEPTION 'canceling statement due to conflict with recovery' "
+        "USING ERRCODE = 'serialization_failure'; END $$"
+    )
+    with pytest.raises(StoreUnavailable):
+        async with snapshot.unit_of_work(read_only=True) as uow:
+            await uow.users._session.execute(cancelled)
+    assert len(standby_reads) == 1
+    assert await balance(snapshot.unit_of_work, actor, account) == 100
+    assert len(standby_reads) == 1
+    await snapshot.end()
