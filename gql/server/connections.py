@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Any, cast
 
 import h11
@@ -58,6 +59,9 @@ class _HeadDeadline:
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
+    limit_concurrency: int | None
+    connections: set[Any]
+    logger: logging.Logger
 
     def __init__(self, *args: Any, receive_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +78,17 @@ class _HeadDeadline:
 
     def _between_requests(self) -> bool:
         raise NotImplementedError
+
+    def _refused_over_the_cap(self) -> bool:
+        """An upgrade to WebSocket past the connection cap is answered 503 and closed
+        (uvicorn would accept it); True when it was."""
+        limit = self.limit_concurrency
+        if limit is None or len(self.connections) < limit:
+            return False
+        self.logger.warning("Exceeded concurrency limit.")
+        self.transport.write(SERVICE_UNAVAILABLE)
+        self.transport.close()
+        return True
 
     def _await_next_head(self) -> None:
         """After a response: the next request's head is timed too, unless one is already
@@ -110,13 +125,8 @@ class BoundedH11Protocol(_HeadDeadline, H11Protocol):
         self._await_next_head()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        limit = self.limit_concurrency
-        if limit is not None and len(self.connections) >= limit:
-            self.logger.warning("Exceeded concurrency limit.")
-            self.transport.write(SERVICE_UNAVAILABLE)
-            self.transport.close()
-            return
-        super().handle_websocket_upgrade(event)
+        if not self._refused_over_the_cap():
+            super().handle_websocket_upgrade(event)
 
     def _between_requests(self) -> bool:
         return self.conn.their_state is h11.IDLE
@@ -140,13 +150,8 @@ else:
             self._await_next_head()
 
         def handle_websocket_upgrade(self) -> None:
-            limit = self.limit_concurrency
-            if limit is not None and len(self.connections) >= limit:
-                self.logger.warning("Exceeded concurrency limit.")
-                self.transport.write(SERVICE_UNAVAILABLE)
-                self.transport.close()
-                return
-            super().handle_websocket_upgrade()
+            if not self._refused_over_the_cap():
+                super().handle_websocket_upgrade()
 
         def _between_requests(self) -> bool:
             # Not while a pipelined request waits or a response is still being sent.
