@@ -263,5 +263,16 @@ def connection_parameters(url: str) -> dict[str, Any]:
     return dict(parameters)
 
 
+async def begun(session: AsyncSession, options: dict[str, Any]) -> AsyncSession:
+    """The session, its transaction begun with these execution options (they take effect
+    only where it begins); closed again if it cannot begin (a database out of reach)."""
+    try:
+        await session.connection(execution_options=options)
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)

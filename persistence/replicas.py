@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from persistence.database import make_engine, make_session_factory
+from persistence.database import begun, make_engine, make_session_factory
 
 logger = logging.getLogger("bankql")
 
@@ -177,17 +177,14 @@ class ReadRouter:
         # Looked at again: reads that arrived together all saw it with a connection free
         # before choosing it, which awaits the primary's position.
         if replica is not None and not replica.busy():
-            session = replica.sessions()
             try:
-                await session.connection(execution_options=options)
+                session = await begun(replica.sessions(), options)
             except Exception as error:  # any failure to reach it: the primary answers instead
-                await session.close()
                 replica.rest(error)
             else:
                 self.served[replica.name] += 1
                 return session
-        session = self.primary_sessions()
-        await session.connection(execution_options=options)
+        session = await begun(self.primary_sessions(), options)
         self.served[PRIMARY] += 1
         return session
 

@@ -11,12 +11,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import StoreUnavailable, TransientConflict
 from domain.ports import UnitOfWork
-from persistence.database import READ_ONLY
+from persistence.database import READ_ONLY, begun
 from persistence.unit_of_work import (
     SqlRepositories,
     SqlUnitOfWork,
     end_session,
     raise_translated,
+    translated_failures,
 )
 
 # Opens a session whose transaction begins with the options given, on a database of its choice.
@@ -104,9 +105,7 @@ class ReadSnapshot:
             return await self._open_read(snapshot_options("postgresql"))
         session = self._session_factory()
         dialect = session.bind.dialect.name if session.bind is not None else ""
-        # Set before the transaction begins, which is where they take effect.
-        await session.connection(execution_options=snapshot_options(dialect))
-        return session
+        return await begun(session, snapshot_options(dialect))
 
     def wrote(self) -> None:
         """A write of the request committed, or is about to: its later reads go to the
@@ -131,11 +130,8 @@ class _SnapshotRead(SqlRepositories):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        try:
+        with translated_failures():  # beginning may fail too: a database out of reach
             session = await self._snapshot.take_turn()
-        except Exception as error:  # beginning may fail too: a database out of reach
-            raise_translated(error)
-            raise
         self.use(session)
         return self
 
@@ -173,10 +169,7 @@ class _WriteAfterSnapshot(SqlUnitOfWork):
         self._snapshot = snapshot
 
     async def __aenter__(self) -> Self:
-        try:
+        with translated_failures():  # ending the reads may fail too: a database out of reach
             await self._snapshot.close()
-        except Exception as error:  # ending the reads may fail too: a database out of reach
-            raise_translated(error)
-            raise
         self._snapshot.wrote()
         return await super().__aenter__()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Self
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -64,6 +66,17 @@ def raise_translated(error: object) -> None:
         raise domain_error from error
 
 
+@contextmanager
+def translated_failures() -> Iterator[None]:
+    """A database failure in the block leaves it under the domain's name, if it has one:
+    for the steps outside a unit of work's block, beginning and ending it."""
+    try:
+        yield
+    except DBAPIError as error:
+        raise_translated(error)
+        raise
+
+
 async def end_session(session: AsyncSession, *, commit: bool) -> None:
     """End the session's transaction (COMMIT or ROLLBACK) and close it.
 
@@ -121,11 +134,11 @@ class SqlUnitOfWork(SqlRepositories):
         if self._read_only:
             try:
                 # Set before the transaction begins, which is where the engine reads it.
-                await session.connection(execution_options={READ_ONLY: True})
-            except Exception as error:  # a database out of reach fails here, not in the block
+                with translated_failures():  # a database out of reach fails here
+                    await session.connection(execution_options={READ_ONLY: True})
+            except BaseException:
                 self._session = None
                 await end_session(session, commit=False)
-                raise_translated(error)
                 raise
         self.use(session)
         return self
