@@ -237,8 +237,12 @@ class Metrics:
 
     @asynccontextmanager
     async def pool_looks(self) -> AsyncIterator[None]:
-        """While the app runs, its pool's state is written every POOL_LOOK_S, so that a
-        scrape answered by another process sees it."""
+        """While the app runs, with several processes, its pool's state is written every
+        POOL_LOOK_S, so that a scrape answered by another process sees it. A process alone
+        looks at its pool when scraped."""
+        if multiprocess_directory() is None:
+            yield
+            return
 
         async def look() -> None:
             while True:
