@@ -95,8 +95,9 @@ class Context:
     fresh_reads: Callable[[SignedIn | None], tuple[ReadSnapshot, Context]] | None = field(
         default=None, repr=False
     )
-    # A subscription's: tells its connection that the stream's resolver runs, so that its
-    # place among the process's starting streams (see TransportWSHandler) is free again.
+    # A subscription's: tells its connection that the stream's start is over (its resolver
+    # runs, or it sends its first message), so that its place among the process's starting
+    # streams (see TransportWSHandler) is free again.
     stream_started: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @cached_property
