@@ -76,8 +76,9 @@ class EntryWatch:
 
     A look and its reads are given up after `read_timeout_s` and made again later.
     At most `max_streams` streams run at once; one more is refused.
-    Each stream holds at most `queue_limit` lines its client has not taken; past that it
-    ends with StreamFellBehind, and the others go on.
+    A stream whose client has still not taken `queue_limit` lines when the next read
+    brings more ends with StreamFellBehind, and the others go on: a stream holds at most
+    that many lines plus one read's (`batch`).
     """
 
     def __init__(
@@ -337,23 +338,25 @@ class EntryWatch:
             self._with_news.add(account_id)  # to be read again
             raise
         # Only this task reads an account, so no other read moved `last` meanwhile.
-        for entry in entries:
-            if account.last is not None and entry.id <= account.last:
-                continue
-            account.last = entry.id
+        fresh = [e for e in entries if account.last is None or e.id > account.last]
+        if fresh:
+            account.last = fresh[-1].id
             for stream in list(account.streams):
-                self._hand(account, stream, entry)
+                self._hand(account, stream, fresh)
         if len(entries) == self._batch:  # there may be more
             self._with_news.add(account_id)
             self._woken.set()
 
-    def _hand(self, account: _Account, stream: _Stream, entry: Entry) -> None:
+    def _hand(self, account: _Account, stream: _Stream, entries: list[Entry]) -> None:
+        # A read's lines are handed at once, before any reader can take one, so the limit
+        # is on what is still waiting from earlier reads: a reader that keeps up is never
+        # ended because many lines committed between two reads.
         if len(stream.waiting) >= self.queue_limit:
             stream.fell_behind = True
             stream.waiting.clear()
             account.streams.discard(stream)
         else:
-            stream.waiting.append(entry)
+            stream.waiting.extend(entries)
         stream.arrived.set()
 
 

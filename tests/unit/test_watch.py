@@ -281,6 +281,31 @@ async def test_a_stream_that_falls_behind_ends_and_the_others_get_everything(uow
     await steady.close()
 
 
+async def test_a_reader_that_keeps_up_is_not_ended_by_many_lines_in_one_read(uow):
+    # More lines committed between two reads than the limit: handed all at once, before
+    # any reader can take one. The limit is on what is left over from the read before.
+    movements = MovementService(uow)
+    a = await account_of(uow)
+    clock = Clock()
+    watch = EntryWatch(uow, 0.5, clock.sleep, queue_limit=3)
+    steady = Reader(watch.lines(actor=ALICE, account_id=a.id))
+    idle = watch.lines(actor=ALICE, account_id=a.id)
+    first = asyncio.ensure_future(anext(idle))  # it joins, then takes nothing more
+    await settle()
+    for amount in range(1, 8):
+        await movements.deposit(actor=ALICE, account_id=a.id, amount=Money(amount, EUR))
+    await clock.tick()
+    assert steady.lines == [1, 2, 3, 4, 5, 6, 7] and steady.error is None
+    assert (await first).amount.minor_units == 1
+    # Six lines of that read still wait for the idle one when the next read comes.
+    await movements.deposit(actor=ALICE, account_id=a.id, amount=Money(8, EUR))
+    await clock.tick()
+    assert steady.lines[-1] == 8 and steady.error is None
+    with pytest.raises(StreamFellBehind):
+        await anext(idle)
+    await steady.close()
+
+
 async def test_a_failed_look_is_logged_and_the_next_one_still_delivers(uow, caplog):
     movements = MovementService(uow)
     a = await account_of(uow)
