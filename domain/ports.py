@@ -336,8 +336,9 @@ class TransactionRepository(Protocol):
         moment and id), with their transactions' kinds and descriptions, in one plain query
         that walks the (account_id, created_at, id) index from where the last one stopped."""
 
-    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
-        """Those of these customer-account lines that exist, in one query."""
+    async def entry_accounts(self, entry_ids: Sequence[EntryId]) -> dict[EntryId, AccountId]:
+        """The account of each of these lines that exists and is a customer account's, in
+        one query."""
         ...
 
     async def audit(self) -> AuditReport:

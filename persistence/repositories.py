@@ -220,6 +220,19 @@ def _live(now: datetime) -> list[Any]:
     return [col(SessionRow.ended_at).is_(None), col(SessionRow.expires_at) > now]
 
 
+# Each start of a live statement runs these (for many starts at once), so they are built
+# once, in Core: the rows are a few numbers each, and the ORM would only add to their cost.
+_NEWEST_ENTRY_IDS = (
+    sa_select(ENTRIES.c.account_id, func.max(ENTRIES.c.id).label("newest"))
+    .where(ENTRIES.c.account_id.in_(bindparam("keys", expanding=True)))
+    .group_by(ENTRIES.c.account_id)
+)
+_ENTRY_ACCOUNTS = (
+    sa_select(ENTRIES.c.id, ENTRIES.c.account_id)
+    .join(ACCOUNTS, ACCOUNTS.c.id == ENTRIES.c.account_id)
+    .where(ENTRIES.c.id.in_(bindparam("keys", expanding=True)), ACCOUNTS.c.kind == CUSTOMER)
+)
+
 # Every request runs this, so it is built once: only its parameters change.
 _ACTOR = (
     select(UserRow.role)
@@ -618,17 +631,12 @@ class SqlTransactionRepository:
         return found
 
     async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
-        query = (
-            select(EntryRow.account_id, func.max(EntryRow.id))
-            .where(col(EntryRow.account_id).in_(set(account_ids)))
-            .group_by(col(EntryRow.account_id))
-        )
-        rows = (await self._session.exec(query)).all()
-        return {
-            AccountId(account_id): EntryId(newest)
-            for account_id, newest in rows
-            if newest is not None  # never, for a group of rows; said for the type checker
-        }
+        if not account_ids:
+            return {}
+        rows = (
+            await _core(self._session, _NEWEST_ENTRY_IDS, {"keys": list(set(account_ids))})
+        ).all()
+        return {AccountId(row.account_id): EntryId(row.newest) for row in rows}
 
     async def entries_after(
         self, account_id: AccountId, after: EntryId | None, limit: int
@@ -777,15 +785,11 @@ class SqlTransactionRepository:
             for key, transaction, kind, description, amount, after_it, when in rows
         ]
 
-    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
+    async def entry_accounts(self, entry_ids: Sequence[EntryId]) -> dict[EntryId, AccountId]:
         if not entry_ids:
-            return []
-        query = (
-            select(EntryRow, AccountRow.currency)
-            .join(AccountRow, col(AccountRow.id) == col(EntryRow.account_id))
-            .where(col(EntryRow.id).in_(set(entry_ids)), AccountRow.kind == CUSTOMER)
-        )
-        return [to_entry(row, code) for row, code in (await self._session.exec(query)).all()]
+            return {}
+        rows = (await _core(self._session, _ENTRY_ACCOUNTS, {"keys": list(set(entry_ids))})).all()
+        return {EntryId(row.id): AccountId(row.account_id) for row in rows}
 
     async def audit(self) -> AuditReport:
         return await audit_ledger(self._session)

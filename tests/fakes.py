@@ -406,9 +406,9 @@ class FakeTransactionRepository:
         line = self.store.entries.get(entry_id)
         return line.entry() if line is not None and line.account_id in self.store.accounts else None
 
-    async def get_entries(self, entry_ids: Sequence[EntryId]) -> list[Entry]:
+    async def entry_accounts(self, entry_ids: Sequence[EntryId]) -> dict[EntryId, AccountId]:
         found = [await self.get_entry(entry_id) for entry_id in set(entry_ids)]
-        return [entry for entry in found if entry is not None]
+        return {entry.id: entry.account_id for entry in found if entry is not None}
 
     async def newest_entry_ids(self, account_ids: Sequence[AccountId]) -> dict[AccountId, EntryId]:
         newest: dict[AccountId, EntryId] = {}

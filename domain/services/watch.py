@@ -30,6 +30,8 @@ DEFAULT_QUEUE_LIMIT = 1000
 DEFAULT_BATCH = 100
 # Most streams one start-up read serves.
 START_BATCH = 500
+# How long a start-up read waits for more starting streams to join it.
+START_GATHER_S = 0.01
 
 
 async def _just_wait(news: Awaitable[object]) -> None:
@@ -51,7 +53,8 @@ class _Found:
 
     account: Account | None
     newest: EntryId | None
-    entry: Entry | None
+    # The account of the line to resume after, if that line exists.
+    entry_account: AccountId | None
 
 
 class _Account:
@@ -155,7 +158,7 @@ class EntryWatch:
             newest = found.newest
             if account is None or not actor.can_read(account):
                 raise AccountNotFound(account_id)
-            if after is not None and (found.entry is None or found.entry.account_id != account_id):
+            if after is not None and found.entry_account != account_id:
                 raise EntryNotFound(after)
         if account is None or not actor.can_read(account):
             raise AccountNotFound(account_id)
@@ -215,8 +218,11 @@ class EntryWatch:
         return future
 
     async def _read_for_starts(self) -> None:
-        await asyncio.sleep(0)  # the streams starting together join in
         while self._starting:
+            if len(self._starting) < START_BATCH:
+                # The streams starting in the next moment join in: under a flood of starts
+                # one read then serves dozens, and a lone start waits no more than this.
+                await asyncio.sleep(START_GATHER_S)
             starting = self._starting[:START_BATCH]
             del self._starting[:START_BATCH]
             try:
@@ -225,7 +231,7 @@ class EntryWatch:
                 async with self._uow(read_only=True) as uow:
                     accounts = {a.id: a for a in await uow.accounts.get_many(unknown)}
                     newest = await uow.transactions.newest_entry_ids(unknown)
-                    entries = {e.id: e for e in await uow.transactions.get_entries(after)}
+                    owners = await uow.transactions.entry_accounts(after)
             except Exception as error:
                 for _, _, future in starting:
                     if not future.done():
@@ -233,9 +239,9 @@ class EntryWatch:
                 continue
             for account_id, entry_id, future in starting:
                 if not future.done():
-                    entry = entries.get(entry_id) if entry_id is not None else None
+                    owner = owners.get(entry_id) if entry_id is not None else None
                     future.set_result(
-                        _Found(accounts.get(account_id), newest.get(account_id), entry)
+                        _Found(accounts.get(account_id), newest.get(account_id), owner)
                     )
 
     def heard(self, account_ids: Sequence[AccountId] | None) -> None:

@@ -42,6 +42,10 @@ async def test_a_currency_has_one_funding_account_that_no_customer_lookup_finds(
         # Its line exists (the watch may see it) but is nobody's statement line.
         newest = await uow.transactions.newest_entry_ids([funding.id])
         assert await uow.transactions.get_entry(newest[funding.id]) is None
+        # Nor can a stream resume after it: only customer lines have an account to resume in.
+        opening = (await uow.transactions.newest_entry_ids([account.id]))[account.id]
+        found = await uow.transactions.entry_accounts([newest[funding.id], opening, 987654])
+        assert found == {opening: account.id}
 
 
 class HeldCommit:

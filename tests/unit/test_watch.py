@@ -9,6 +9,7 @@ import pytest
 from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind, StreamLimitReached
 from domain.model import AccountId, Actor, Role, UserId
 from domain.money import Currency, Money
+from domain.services import watch as watch_module
 from domain.services import (
     AccountService,
     EntryWatch,
@@ -163,6 +164,22 @@ async def test_streams_starting_together_share_one_start_up_read(uow):
     assert all(reader.error is None and reader.lines == [] for reader in readers)
     for reader in readers:
         await reader.close()
+
+
+async def test_streams_starting_within_a_moment_of_each_other_share_one_read(uow, monkeypatch):
+    monkeypatch.setattr(watch_module, "START_GATHER_S", 0.2)
+    a = await account_of(uow)
+    b = await account_of(uow)
+    watch = EntryWatch(uow, 60)
+    before = reads(uow)
+    first = asyncio.ensure_future(anext(watch.lines(actor=ALICE, account_id=a.id)))
+    await asyncio.sleep(0.05)  # the first is waiting for company; the second comes
+    second = asyncio.ensure_future(anext(watch.lines(actor=ALICE, account_id=b.id)))
+    await asyncio.sleep(0.4)
+    assert reads(uow) - before == 2  # both streams' start, and the watch's first look
+    for waiting in (first, second):
+        waiting.cancel()
+    await asyncio.gather(first, second, return_exceptions=True)
 
 
 async def test_pushed_news_is_read_at_once_and_lost_news_by_the_safety_look(uow):
