@@ -10,8 +10,9 @@ starts `--processes` (2) `bankql serve` processes, opens the accounts, and sprea
 subscriptions over the connections (the connections over the processes, the accounts over
 the subscriptions, round-robin). Each subscription resumes after its account's opening
 line, so none can miss a deposit however late it starts. Then it deposits at a steady
-rate, through the processes in turn. A victim (another user) asks `{ viewer { id } }` one
-request after another alone, while the subscriptions start, and while the lines flow. It
+rate, through the processes in turn. A victim (another user, in a process of its own, so
+that this script's own work does not slow it) asks `{ viewer { id } }` one request after
+another alone (1,000 of them), while the subscriptions start, and while the lines flow. It
 prints the time from each deposit's request to each of its lines (an upper bound of commit
 to delivery), the lines delivered against those expected, the servers' memory per 1,000
 subscriptions, and the victim's p95 in each phase.
@@ -23,10 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import time
 from contextlib import AsyncExitStack
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,14 +64,54 @@ def cut(values: list[float], percent: int) -> float:
     return statistics.quantiles(values, n=100)[percent - 1]
 
 
-async def victim_p95(client: GraphQLClient, stop: asyncio.Event, at_most: int) -> float:
-    """One `{ viewer { id } }` after another until told to stop (or at_most of them)."""
-    times: list[float] = []
-    while not stop.is_set() and len(times) < at_most:
-        started = time.perf_counter()
-        await client.data(VIEWER)
-        times.append(time.perf_counter() - started)
-    return cut(times, 95)
+def ask_until_told(url: str, token: str, stop: Any, answer: Connection, at_most: int) -> None:
+    """In the victim's process: one `{ viewer { id } }` after another until told to stop (or
+    at_most of them); sends "ready" after the first, then the p95 of all."""
+
+    async def ask() -> list[float]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            client = GraphQLClient(http, token)
+            await client.data(VIEWER)
+            answer.send("ready")
+            times: list[float] = []
+            while not stop.is_set() and len(times) < at_most:
+                started = time.perf_counter()
+                await client.data(VIEWER)
+                times.append(time.perf_counter() - started)
+            return times
+
+    answer.send(cut(asyncio.run(ask()), 95))
+
+
+class Victim:
+    """Another user asking `{ viewer { id } }` one request after another, in a process of its
+    own: the subscribers' client work in this process must not delay the victim's requests,
+    or the figure would measure this script rather than the server."""
+
+    def __init__(self, url: str, token: str, at_most: int = 10**9) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.stop = spawn.Event()
+        self.answers, answer = spawn.Pipe(duplex=False)
+        self.process = spawn.Process(
+            target=ask_until_told, args=(url, token, self.stop, answer, at_most), daemon=True
+        )
+
+    async def __aenter__(self) -> Victim:
+        self.process.start()
+        assert await asyncio.to_thread(self.answers.recv) == "ready"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.stop.set()
+        self.process.join(timeout=10)
+        self.process.kill()
+
+    async def p95(self, stop: bool = True) -> float:
+        """Its p95 so far (stopping it), or, with stop=False, once it has asked at_most times."""
+        if stop:
+            self.stop.set()
+        value: float = await asyncio.to_thread(self.answers.recv)
+        return value
 
 
 async def measure(
@@ -114,7 +158,8 @@ async def measure(
 
             opening = dict(await asyncio.gather(*(opened(n) for n in range(accounts))))
             names = list(opening)
-            alone = await victim_p95(victim, asyncio.Event(), 200)
+            async with Victim(servers[0].url, victim.token or "", at_most=1000) as alone_victim:
+                alone = await alone_victim.p95(stop=False)
             rss_before = sum(rss_kib(server) for server in servers)
 
             async def read(stream: Subscriber) -> None:
@@ -128,8 +173,9 @@ async def measure(
                     key = (account, line["amount"]["amount"])
                     arrivals.setdefault(key, []).append(time.perf_counter())
 
-            starting = asyncio.Event()
-            victim_at_start = asyncio.create_task(victim_p95(victim, starting, 10**9))
+            victim_at_start = await stack.enter_async_context(
+                Victim(servers[0].url, victim.token or "")
+            )
             stream_accounts: dict[Subscriber, dict[str, str]] = {}
             readers = []
             n = 0
@@ -155,12 +201,12 @@ async def measure(
                     n += 1
                 readers.append(asyncio.create_task(read(stream)))
             await asyncio.sleep(3)  # the streams start; none misses a line, being resumed
-            starting.set()
-            at_start = await victim_at_start
+            at_start = await victim_at_start.p95()
             rss_after = sum(rss_kib(server) for server in servers)
 
-            stop = asyncio.Event()
-            victim_task = asyncio.create_task(victim_p95(victim, stop, 10**9))
+            victim_while_flowing = await stack.enter_async_context(
+                Victim(servers[0].url, victim.token or "")
+            )
             started = time.perf_counter()
             count = int(rate * seconds)
             for d in range(count):
@@ -171,8 +217,7 @@ async def measure(
                 # answer does, so this is an upper bound of commit -> delivery.
                 deposits.append((account, amount, time.perf_counter()))
                 await movers[d % processes].deposit(account, amount)
-            stop.set()
-            under_load = await victim_task
+            under_load = await victim_while_flowing.p95()
             expected = sum(subscribed_to.get(account, 0) for account, _, _ in deposits)
             deadline = time.perf_counter() + GRACE_S
             while time.perf_counter() < deadline:
