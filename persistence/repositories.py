@@ -444,6 +444,8 @@ class SqlAccountRepository:
         return to_account(row) if row is not None else None
 
     async def get_many(self, account_ids: Sequence[AccountId]) -> list[Account]:
+        if not account_ids:
+            return []
         query = sa_select(ACCOUNTS).where(
             ACCOUNTS.c.id.in_(set(account_ids)), ACCOUNTS.c.kind == CUSTOMER
         )

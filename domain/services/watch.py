@@ -225,18 +225,29 @@ class EntryWatch:
                 await asyncio.sleep(START_GATHER_S)
             starting = self._starting[:START_BATCH]
             del self._starting[:START_BATCH]
+            # An account watched already is known (it never changes hands), and so is the
+            # newest line its streams were handed: only a resumed stream's line is read.
+            watched = {a: self._accounts[a] for a, _, _ in starting if a in self._accounts}
+            unknown = list({account_id for account_id, _, _ in starting} - watched.keys())
+            after = [entry_id for _, entry_id, _ in starting if entry_id is not None]
+            accounts: dict[AccountId, Account] = {}
+            newest: dict[AccountId, EntryId] = {}
+            owners: dict[EntryId, AccountId] = {}
             try:
-                unknown = list({account_id for account_id, _, _ in starting})
-                after = [entry_id for _, entry_id, _ in starting if entry_id is not None]
-                async with self._uow(read_only=True) as uow:
-                    accounts = {a.id: a for a in await uow.accounts.get_many(unknown)}
-                    newest = await uow.transactions.newest_entry_ids(unknown)
-                    owners = await uow.transactions.entry_accounts(after)
+                if unknown or after:
+                    async with self._uow(read_only=True) as uow:
+                        accounts = {a.id: a for a in await uow.accounts.get_many(unknown)}
+                        newest = await uow.transactions.newest_entry_ids(unknown)
+                        owners = await uow.transactions.entry_accounts(after)
             except Exception as error:
                 for _, _, future in starting:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            for account_id, known in watched.items():
+                accounts[account_id] = known.account
+                if known.last is not None:
+                    newest[account_id] = known.last
             for account_id, entry_id, future in starting:
                 if not future.done():
                     owner = owners.get(entry_id) if entry_id is not None else None

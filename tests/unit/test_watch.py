@@ -9,7 +9,6 @@ import pytest
 from domain.errors import AccountNotFound, EntryNotFound, StreamFellBehind, StreamLimitReached
 from domain.model import AccountId, Actor, Role, UserId
 from domain.money import Currency, Money
-from domain.services import watch as watch_module
 from domain.services import (
     AccountService,
     EntryWatch,
@@ -18,7 +17,13 @@ from domain.services import (
     SessionWatch,
     UserService,
 )
-from tests.fakes import FakePasswordHasher, FakeUnitOfWorkFactory
+from domain.services import watch as watch_module
+from tests.fakes import (
+    FakeAccountRepository,
+    FakePasswordHasher,
+    FakeTransactionRepository,
+    FakeUnitOfWorkFactory,
+)
 
 EUR = Currency.of("EUR")
 ALICE = Actor(UserId(1), Role.CUSTOMER)
@@ -80,6 +85,18 @@ class Reader:
         await self.stream.aclose()
 
 
+def spy_on(monkeypatch, repository, name, asked) -> None:
+    """Note in `asked` each call of that repository method, with what it reads."""
+    method = getattr(repository, name)
+
+    async def noted(self, *arguments):
+        if any(arguments[0]):  # a question about nothing is not asked of storage
+            asked.append(name)
+        return await method(self, *arguments)
+
+    monkeypatch.setattr(repository, name, noted)
+
+
 @pytest.fixture
 def uow():
     return FakeUnitOfWorkFactory()
@@ -123,7 +140,7 @@ async def test_streams_of_one_account_share_one_read_of_each_news(uow):
     assert reads(uow) == before  # with no stream left the watch stops looking
 
 
-async def test_a_stream_starts_with_one_read_at_most(uow):
+async def test_a_stream_starts_with_one_read_at_most(uow, monkeypatch):
     a = await account_of(uow)
     async with uow(read_only=True) as reading:
         [opening] = await reading.transactions.entries_after(a.id, None, 10)
@@ -136,9 +153,18 @@ async def test_a_stream_starts_with_one_read_at_most(uow):
     second = Reader(watch.lines(actor=ALICE, account_id=a.id))
     await settle()
     assert reads(uow) == before  # the second stream joins the first's reads
+    asked: list[str] = []
+    for name in ("get_many", "newest_entry_ids", "entry_accounts"):
+        spy_on(
+            monkeypatch,
+            FakeAccountRepository if name == "get_many" else FakeTransactionRepository,
+            name,
+            asked,
+        )
     resumed = Reader(watch.lines(actor=ALICE, account_id=a.id, after=opening.id))
     await settle()
     assert reads(uow) - before == 1  # it checks that the line is the account's
+    assert asked == ["entry_accounts"]  # and only that: the account is known already
     assert first.lines == second.lines == resumed.lines == []  # the opening came first
     # Someone else may not join a watched account, nor resume on it.
     with pytest.raises(AccountNotFound):
