@@ -29,9 +29,7 @@ response's extensions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -50,7 +48,6 @@ from graphql import (
     get_operation_ast,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
@@ -150,36 +147,3 @@ def estimate_cost(
         if isinstance(definition, FragmentDefinitionNode)
     }
     return _Estimate(schema, fragments, values).selections(root, operation.selection_set)
-
-
-class QueryCost(SchemaExtension):
-    """Refuses an operation that costs more than the limit once it has validated, before
-    anything runs, and reports the cost of one that runs in the response's extensions."""
-
-    def __init__(self, *, max_cost: int) -> None:
-        super().__init__()
-        self.max_cost = max_cost
-        self.cost: int | None = None
-
-    def on_validate(self) -> Iterator[None]:
-        # Placed after the Validation extension, whose hook has validated the document by
-        # now: only a valid one has a cost. Errors set here, before the yield, stop it.
-        context = self.execution_context
-        if context.pre_execution_errors == [] and context.graphql_document is not None:
-            cost = estimate_cost(
-                context.schema._schema,
-                context.graphql_document,
-                context.operation_name,
-                context.variables,
-            )
-            if cost is not None and cost > self.max_cost:
-                # A new list: the empty one validation gave may be shared through its cache.
-                context.pre_execution_errors = [QueryTooCostly(cost, self.max_cost)]
-            else:
-                self.cost = cost
-        yield
-
-    def get_results(self) -> dict[str, Any]:
-        if self.cost is None:
-            return {}
-        return {"cost": {"requestedQueryCost": self.cost, "maxQueryCost": self.max_cost}}

@@ -6,18 +6,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+import graphql
 import strawberry
 from graphql import GraphQLError, ValueNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
-    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -29,7 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from domain.errors import StoreUnavailable
 from gql.schema import errors_as_data
-from gql.schema.cost import QueryCost
+from gql.schema.checks import DocumentChecks
 from gql.schema.execution import BoundedExecution
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
@@ -39,7 +38,6 @@ from gql.schema.types import Account, Hold, LedgerEntry, Transaction, User
 from gql.schema.validation import (
     ExecutorWithoutSuggestions,
     OneSignInPerOperation,
-    Validation,
     validator,
 )
 from gql.server.logs import operation, request_id
@@ -190,27 +188,6 @@ class RecordOperation(SchemaExtension):
             details["outcome"] = "ok"
 
 
-class CachedParse(ParserCache):
-    """Parses each distinct document once; one that does not parse is left unparsed here.
-
-    Strawberry parses it again in its own step, whose syntax error answers the request as
-    the client's (HTTP 400; close 4400 over WebSocket). Raised from this hook, the error
-    would escape a WebSocket operation as a fault: logged with its traceback, and the
-    client told only `complete`. A document that fails is never cached, so the second
-    parse costs what the first did, within the same token limit.
-    """
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        try:
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
-        except GraphQLError:
-            context.graphql_document = None
-        yield
-
-
 class QuietBoundedExecution(BoundedExecution, ExecutorWithoutSuggestions):
     """Within its deadline, and coercing variables without suggesting the schema's names."""
 
@@ -285,19 +262,20 @@ def build_schema(
     validate = validator(
         hide_suggestions=not introspection, cache_size=CACHE_SIZE if caches else None
     )
+    parse = lru_cache(maxsize=CACHE_SIZE)(graphql.parse) if caches else None
     extensions: list[Callable[[], SchemaExtension]] = [
         # First, so that its span holds every other step of the operation.
         *([tracing] if tracing is not None else []),
         MaskUnexpectedErrors,
         (lambda: RecordOperation(observe)) if observe is not None else RecordOperation,
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        # In this order: the rules are added, the document validated, then its cost checked.
-        lambda: AddValidationRules(rules),
-        lambda: Validation(validate),
-        lambda: QueryCost(max_cost=limits.max_cost),
+        lambda: DocumentChecks(
+            max_tokens=limits.max_tokens,
+            rules=tuple(rules),
+            validate=validate,
+            max_cost=limits.max_cost,
+            parse=parse,
+        ),
     ]
-    if caches:
-        extensions.append(lambda: CachedParse(maxsize=CACHE_SIZE))
     return BankSchema(
         query=Query,
         mutation=Mutation,

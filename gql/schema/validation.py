@@ -33,7 +33,6 @@ from graphql import (
     ValidationRule,
     validate,
 )
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
@@ -104,23 +103,6 @@ def validator(*, hide_suggestions: bool, cache_size: int | None) -> Validate:
     """Validation for one schema; with a cache size, each distinct document validates once."""
     run: Validate = partial(_validate, hide_suggestions=hide_suggestions)
     return lru_cache(maxsize=cache_size)(run) if cache_size else run
-
-
-class Validation(SchemaExtension):
-    """Validates before the hooks of later extensions, which then see the errors found
-    (Strawberry skips its own validation once an extension has done it)."""
-
-    def __init__(self, run: Validate) -> None:
-        super().__init__()
-        self.run = run
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.graphql_document is not None:
-            context.pre_execution_errors = self.run(
-                context.schema._schema, context.graphql_document, context.validation_rules
-            )
-        yield
 
 
 class ExecutorWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):

@@ -54,15 +54,13 @@ async def test_a_variable_a_scalar_refuses_is_the_clients_error_not_a_fault(gql,
 
 
 def test_the_schema_caches_parsed_and_validated_documents():
-    from strawberry.extensions import ParserCache
-
+    from gql.schema.checks import DocumentChecks
     from gql.schema.schema import build_schema
-    from gql.schema.validation import Validation
 
     def validation_and_parsing(schema):
         made = [make() for make in schema.extensions]
-        [validation] = [extension for extension in made if isinstance(extension, Validation)]
-        return hasattr(validation.run, "cache_info"), any(isinstance(e, ParserCache) for e in made)
+        [checks] = [extension for extension in made if isinstance(extension, DocumentChecks)]
+        return hasattr(checks.validate, "cache_info"), hasattr(checks.parse, "cache_info")
 
     assert validation_and_parsing(build_schema()) == (True, True)
     assert validation_and_parsing(build_schema(caches=False)) == (False, False)
