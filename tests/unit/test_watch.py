@@ -300,15 +300,22 @@ async def test_resume_after_a_line_of_another_account_looks_like_no_line(uow):
     assert watch._accounts == {}  # a refused stream leaves nothing behind
 
 
-async def test_a_stream_that_falls_behind_ends_and_the_others_get_everything(uow):
+async def steady_and_idle(uow):
+    """An account with two streams on a watch that holds 3 lines a stream: one read as lines
+    come, one whose first line is asked for (the future returned), then nothing more."""
     movements = MovementService(uow)
     a = await account_of(uow)
     clock = Clock()
     watch = EntryWatch(uow, 0.5, clock.sleep, queue_limit=3)
     steady = Reader(watch.lines(actor=ALICE, account_id=a.id))
-    slow = watch.lines(actor=ALICE, account_id=a.id)
-    first = asyncio.ensure_future(anext(slow))  # it takes one line, then no more
+    idle = watch.lines(actor=ALICE, account_id=a.id)
+    first = asyncio.ensure_future(anext(idle))
     await settle()
+    return movements, a, clock, steady, idle, first
+
+
+async def test_a_stream_that_falls_behind_ends_and_the_others_get_everything(uow):
+    movements, a, clock, steady, slow, first = await steady_and_idle(uow)
     for amount in range(1, 8):
         await movements.deposit(actor=ALICE, account_id=a.id, amount=Money(amount, EUR))
         await clock.tick()
@@ -327,14 +334,7 @@ async def test_a_stream_that_falls_behind_ends_and_the_others_get_everything(uow
 async def test_a_reader_that_keeps_up_is_not_ended_by_many_lines_in_one_read(uow):
     # More lines committed between two reads than the limit: handed all at once, before
     # any reader can take one. The limit is on what is left over from the read before.
-    movements = MovementService(uow)
-    a = await account_of(uow)
-    clock = Clock()
-    watch = EntryWatch(uow, 0.5, clock.sleep, queue_limit=3)
-    steady = Reader(watch.lines(actor=ALICE, account_id=a.id))
-    idle = watch.lines(actor=ALICE, account_id=a.id)
-    first = asyncio.ensure_future(anext(idle))  # it joins, then takes nothing more
-    await settle()
+    movements, a, clock, steady, idle, first = await steady_and_idle(uow)
     for amount in range(1, 8):
         await movements.deposit(actor=ALICE, account_id=a.id, amount=Money(amount, EUR))
     await clock.tick()
