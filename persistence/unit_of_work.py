@@ -22,7 +22,7 @@ from domain.ports import (
     UnitOfWorkFactory,
     UserRepository,
 )
-from persistence.database import READ_ONLY
+from persistence.database import READ_ONLY, begun
 from persistence.repositories import (
     SqlAccountRepository,
     SqlHoldRepository,
@@ -130,16 +130,12 @@ class SqlUnitOfWork(SqlRepositories):
 
     async def __aenter__(self) -> Self:
         session = self._session_factory()
-        self._session = session
         if self._read_only:
-            try:
-                # Set before the transaction begins, which is where the engine reads it.
-                with translated_failures():  # a database out of reach fails here
-                    await session.connection(execution_options={READ_ONLY: True})
-            except BaseException:
-                self._session = None
-                await end_session(session, commit=False)
-                raise
+            # Begun now, as the option takes effect only where the transaction begins; a
+            # database out of reach fails here, and the session is closed again.
+            with translated_failures():
+                session = await begun(session, {READ_ONLY: True})
+        self._session = session
         self.use(session)
         return self
 
