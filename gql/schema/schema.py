@@ -267,7 +267,7 @@ def build_schema(
         # First, so that its span holds every other step of the operation.
         *([tracing] if tracing is not None else []),
         MaskUnexpectedErrors,
-        (lambda: RecordOperation(observe)) if observe is not None else RecordOperation,
+        lambda: RecordOperation(observe),
         lambda: DocumentChecks(
             max_tokens=limits.max_tokens,
             rules=tuple(rules),

@@ -11,7 +11,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -150,21 +150,19 @@ def supervisor(config: Any, listener: socket.socket) -> Any:
     from gql.server.metrics import dead_worker
 
     class Supervisor(Multiprocess):
-        def _forget_gone(self, before: set[int | None]) -> None:
-            now = {process.pid for process in self.processes}
-            for pid in before - now:
+        def _forgetting_gone(self, step: Callable[[], None]) -> None:
+            """Run the step, then forget the workers it left behind."""
+            before = {process.pid for process in self.processes}
+            step()
+            for pid in before - {process.pid for process in self.processes}:
                 if pid is not None:
                     dead_worker(pid)
 
         def keep_subprocess_alive(self) -> None:
-            before = {process.pid for process in self.processes}
-            super().keep_subprocess_alive()
-            self._forget_gone(before)
+            self._forgetting_gone(super().keep_subprocess_alive)
 
         def restart_all(self) -> None:
-            before = {process.pid for process in self.processes}
-            super().restart_all()
-            self._forget_gone(before)
+            self._forgetting_gone(super().restart_all)
 
     return Supervisor(config, sockets=[listener])
 
