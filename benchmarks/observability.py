@@ -28,6 +28,7 @@ from benchmarks.databases import on_temporary_database
 from gql.server.app import create_app
 from persistence.database import make_engine
 from persistence.migrate import upgrade
+from tests.api.graphql import post_scope
 from tests.conftest import settings_for
 
 READ = "query Read($id: ID!) { account(id: $id) { id name balance { amount currency } } }"
@@ -54,20 +55,7 @@ async def call(app: Starlette, body: dict[str, Any], token: str | None = None) -
     ]
     if token is not None:
         headers.append((b"authorization", f"Bearer {token}".encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = post_scope(headers)
     sent = False
     chunks: list[bytes] = []
     never = asyncio.Event()

@@ -7,6 +7,27 @@ from typing import Any
 import httpx
 
 
+def post_scope(
+    headers: list[tuple[bytes, bytes]], server: tuple[str, int] = ("127.0.0.1", 8000)
+) -> dict[str, Any]:
+    """The ASGI scope of a POST /graphql from 127.0.0.1, to call the app with no server."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": server,
+        "state": {},
+    }
+
+
 class GraphQLClient:
     """Sends documents as one user (the token's), or anonymously without a token."""
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gql.server.app import create_app
 from gql.server.metrics import OperationNames
-from tests.api.graphql import REGISTER, GraphQLClient
+from tests.api.graphql import REGISTER, GraphQLClient, post_scope
 from tests.api.subscriber import PROTOCOL, Subscriber
 from tests.conftest import settings_for
 from tests.servers import Server, environment
@@ -208,21 +208,8 @@ async def test_a_client_that_leaves_before_its_answer_is_no_500(app, client):
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bankql.test")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("bankql.test", 80),
-        "state": {},
-    }
+    headers = [(b"content-type", b"application/json"), (b"host", b"bankql.test")]
+    scope = post_scope(headers, server=("bankql.test", 80))
     await app(scope, receive, send)
     assert sent == []
     samples, _ = await scrape(client)
