@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
@@ -45,6 +45,7 @@ from gql.context import (
 )
 from gql.schema.schema import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER_S, Limits, build_schema
 from gql.server.auth import TokenCodec
+from gql.server.foreground import Foreground
 from gql.server.graphiql import GraphiQLAssets
 from gql.server.http import (
     GRAPHQL_RESPONSE,
@@ -110,6 +111,9 @@ class LimitedTransportWS(TransportWSHandler):
     def start_slots(self) -> asyncio.Semaphore:
         return self.view.stream_starts
 
+    async def turn(self) -> None:
+        await self.view.foreground.turn()
+
     async def shutdown(self) -> None:
         try:
             await super().shutdown()
@@ -135,6 +139,7 @@ class GraphQLView(GraphQL[Context, None]):
         *,
         metrics: Metrics | None = None,
         tracing: Callable[[], SchemaExtension] | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         schema = build_schema(
             limits=Limits.from_settings(settings),
@@ -165,6 +170,7 @@ class GraphQLView(GraphQL[Context, None]):
             per_process=settings.max_ws_connections,
         )
         self.stream_starts = asyncio.Semaphore(settings.subscription_starts)
+        self.foreground = foreground or Foreground()
 
     def decode_json(self, data: str | bytes) -> object:
         return read_json(data)
@@ -282,8 +288,17 @@ class GraphQLView(GraphQL[Context, None]):
         if not self.connections.enter():
             await _close_at_once(scope, receive, send, *PROCESS_CONNECTIONS_CLOSE)
             return
+        foreground = self.foreground
+
+        async def in_turn() -> Message:
+            # Each message the client sends (its connection_init, each subscribe) is
+            # handled when its turn comes: while HTTP requests are in flight, they go first.
+            message = await receive()
+            await foreground.turn()
+            return message
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, in_turn, send)
         finally:
             self.connections.leave()
 
@@ -446,7 +461,16 @@ def create_app(
                 provider.shutdown()  # sends the spans still batched
 
     graphiql = GraphiQLAssets(settings.graphiql_assets)
-    view = GraphQLView(getter, settings, graphiql, tokens, metrics=metrics, tracing=operation_spans)
+    foreground = Foreground()
+    view = GraphQLView(
+        getter,
+        settings,
+        graphiql,
+        tokens,
+        metrics=metrics,
+        tracing=operation_spans,
+        foreground=foreground,
+    )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -472,6 +496,7 @@ def create_app(
                 max_body_bytes=settings.max_body_bytes,
                 request_timeout_s=settings.request_timeout_s,
                 receive_timeout_s=settings.receive_timeout_s,
+                foreground=foreground,
             ),
             # Inside the request middleware, so that the request id is known.
             *(

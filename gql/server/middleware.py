@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql.schema.execution import TIMEOUT, timeout_message
 from gql.server.deadline import ClientWatch, Ending, within_deadline
+from gql.server.foreground import Foreground
 from gql.server.http import JSON, negotiate
 from gql.server.logs import operation, request_id
 
@@ -78,8 +79,10 @@ class RequestMiddleware:
         max_body_bytes: int,
         request_timeout_s: float,
         receive_timeout_s: float,
+        foreground: Foreground | None = None,
     ) -> None:
         self.app = app
+        self.foreground = foreground or Foreground()
         self.max_body_bytes = max_body_bytes
         self.request_timeout_s = request_timeout_s
         self.receive_timeout_s = receive_timeout_s
@@ -91,6 +94,10 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        with self.foreground.request():
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         rid = _request_id(headers)
         rid_token, operation_token = request_id.set(rid), operation.set({})

@@ -97,6 +97,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """The process's places for streams that are starting; None: no bound."""
         return None
 
+    async def turn(self) -> None:
+        """Wait for this step's turn while HTTP requests go first; at once by default."""
+
     def subscriptions_changed(self, delta: int) -> None:
         """Told +1 as a subscription starts and -1 as it ends; for the view's metrics."""
 
@@ -136,6 +139,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
         context.stream_started = started
         try:
+            # And, holding its place, it waits for no HTTP request to be in flight.
+            await self.turn()
             await super().run_operation(operation)
         finally:
             started()
