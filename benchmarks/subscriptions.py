@@ -178,6 +178,7 @@ async def measure(
                 Victim(servers[0].url, victim.token or "")
             )
             stream_accounts: dict[Subscriber, dict[str, str]] = {}
+            sending = time.perf_counter()
             readers = []
             n = 0
             for c in range(connections):
@@ -201,6 +202,7 @@ async def measure(
                     subscribed_to[account] = subscribed_to.get(account, 0) + 1
                     n += 1
                 readers.append(asyncio.create_task(read(stream)))
+            sent_in = time.perf_counter() - sending
             while_sent = await victim_at_start.p95()
             settling = await stack.enter_async_context(Victim(servers[0].url, victim.token or ""))
             await asyncio.sleep(3)  # the streams start; none misses a line, being resumed
@@ -262,6 +264,7 @@ async def measure(
             f"| deposit sent -> line received p{percent} | "
             f"{cut(latencies, percent) * 1000:.0f} ms |"
         )
+    print(f"| subscriptions sent in | {sent_in:.1f} s |")
     print(f"| server RSS per 1,000 subscriptions | {per_thousand:.1f} MiB |")
     print(f"| victim `{{viewer{{id}}}}` p95 alone | {alone * 1000:.1f} ms |")
     print(
