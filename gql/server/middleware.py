@@ -94,10 +94,6 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with self.foreground.request():
-            await self._http(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         rid = _request_id(headers)
         rid_token, operation_token = request_id.set(rid), operation.set({})
@@ -111,7 +107,10 @@ class RequestMiddleware:
                 for part in _json_response(status, {"errors": [{"message": str(refusal)}]}, rid):
                     await send(part)
                 return
-            status = await self._run(scope, body, receive, send, headers, rid)
+            # In flight from here: WebSocket work waits while the process answers requests
+            # (not while a client takes its time to send one).
+            with self.foreground.request():
+                status = await self._run(scope, body, receive, send, headers, rid)
         finally:
             self._log(scope, status, started)
             request_id.reset(rid_token)
