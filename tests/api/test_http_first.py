@@ -33,7 +33,8 @@ async def port(database_url, monkeypatch) -> AsyncIterator[int]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None))
+    # A test that fails leaves a connection waiting: the server still stops.
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=2))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:  # noqa: ASYNC110 (the server offers a flag, not an event)
         await asyncio.sleep(0.01)
