@@ -1,7 +1,9 @@
-"""`bankql serve` as real processes on free loopback ports, for tests over HTTP."""
+"""`bankql serve` as real processes on free loopback ports, for tests over HTTP, and a server
+in the test's own process where a test must reach inside it."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import signal
@@ -10,6 +12,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+
+import uvicorn
 
 from tests.conftest import TEST_SECRET_KEY
 
@@ -22,6 +27,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+async def serving_in_process(config: uvicorn.Config) -> AsyncIterator[int]:
+    """Serve the config's app on a free loopback port in this event loop; yields the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:  # noqa: ASYNC110 (the server offers a flag, not an event)
+        await asyncio.sleep(0.01)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
 
 
 def environment(database_url: str, **variables: str) -> dict[str, str]:

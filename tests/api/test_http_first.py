@@ -5,7 +5,6 @@ process, so that the test can make HTTP's priority absolute."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -19,6 +18,7 @@ from gql.server import foreground
 from gql.server.app import create_app
 from tests.api.subscriber import PROTOCOL
 from tests.conftest import settings_for
+from tests.servers import serving_in_process
 
 GENEROUS_S = 30
 # Long enough to see that a WebSocket message is not answered while a request is in flight.
@@ -30,18 +30,10 @@ async def port(database_url, monkeypatch) -> AsyncIterator[int]:
     # However long a request is in flight, nothing of WebSocket work goes meanwhile.
     monkeypatch.setattr(foreground, "LEAST_EVERY_S", 3600)
     app = create_app(settings_for(database_url, receive_timeout_s=GENEROUS_S))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
     # A test that fails leaves a connection waiting: the server still stops.
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=2))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:  # noqa: ASYNC110 (the server offers a flag, not an event)
-        await asyncio.sleep(0.01)
-    yield listener.getsockname()[1]
-    server.should_exit = True
-    await serving
-    listener.close()
+    config = uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=2)
+    async for bound in serving_in_process(config):
+        yield bound
 
 
 async def _acknowledged(port: int) -> None:

@@ -2,12 +2,12 @@
 connection that has not sent a whole head in time is closed, one that has is answered."""
 
 import asyncio
-import socket
 
 import pytest
 import uvicorn
 
 from gql.server.connections import BoundedHttpToolsProtocol, bounded_protocol
+from tests.servers import serving_in_process
 
 TIMEOUT_S = 0.3
 # Far longer than the server may take to close a connection on a busy machine.
@@ -39,9 +39,6 @@ async def full_port(request):
 async def serving(parser: str, limit: int | None):
     if parser == "httptools" and BoundedHttpToolsProtocol is None:
         pytest.skip("httptools is not installed")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
     config = uvicorn.Config(
         hello,
         http=bounded_protocol(TIMEOUT_S, parser=parser),
@@ -50,14 +47,8 @@ async def serving(parser: str, limit: int | None):
         # The server's own idle limit out of the way: only the head bound may close.
         timeout_keep_alive=GENEROUS_S,
     )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:  # noqa: ASYNC110 (the server offers a flag, not an event)
-        await asyncio.sleep(0.01)
-    yield listener.getsockname()[1]
-    server.should_exit = True
-    await serving
-    listener.close()
+    async for bound in serving_in_process(config):
+        yield bound
 
 
 async def test_a_head_that_takes_too_long_is_closed(port):
