@@ -73,24 +73,23 @@ class Foreground:
         if self._requests:
             self._least_soon()
             return
-        let = 0
-        while self._waiting and let < self.per_turn:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                let += 1
+        self._let_go_up_to(self.per_turn)
         if self._waiting:
             self._let_go_soon()
 
     def _let_go_least(self) -> None:
         self._least = None
-        while self._waiting:
+        self._let_go_up_to(1)
+        if self._waiting and self._requests:
+            self._least_soon()
+
+    def _let_go_up_to(self, count: int) -> None:
+        """The first `count` steps still waiting go; those cancelled meanwhile are dropped."""
+        while self._waiting and count:
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                break
-        if self._waiting and self._requests:
-            self._least_soon()
+                count -= 1
 
     def _least_soon(self) -> None:
         if self._least is None:
