@@ -293,8 +293,11 @@ class GraphQLView(GraphQL[Context, None]):
         async def in_turn() -> Message:
             # Each message the client sends (its connection_init, each subscribe) is
             # handled when its turn comes: while HTTP requests are in flight, they go first.
+            # The connection's opening and its end do not wait: a client that has left
+            # must free its place in the connection limits at once.
             message = await receive()
-            await foreground.turn()
+            if message["type"] == "websocket.receive":
+                await foreground.turn()
             return message
 
         try:
