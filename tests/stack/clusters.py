@@ -225,15 +225,21 @@ class PostgresStack:
 
     # What tests do with it ---------------------------------------------------------------
 
-    def wait_for_standby(self, timeout_s: float = 30.0, standby: Cluster | None = None) -> None:
-        """Return once the standby has replayed everything the primary has written so far."""
+    def primary_position(self) -> str:
+        """Where the primary's WAL ends, records not yet flushed included: the position a
+        read asks the primary for before it may go to a standby."""
+        return str(self.primary.scalar("SELECT pg_current_wal_insert_lsn()"))
+
+    def wait_for_standby(self, timeout_s: float = 30.0, standby: Cluster | None = None) -> str:
+        """Return once the standby has replayed everything the primary has written so far,
+        and that position."""
         standby = standby or self.standby
-        target = str(self.primary.scalar("SELECT pg_current_wal_lsn()"))
+        target = self.primary_position()
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 if standby.scalar("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target]):
-                    return
+                    return target
             except psycopg.OperationalError:
                 pass  # still starting
             if time.monotonic() > deadline:
