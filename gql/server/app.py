@@ -139,7 +139,7 @@ class GraphQLView(GraphQL[Context, None]):
         *,
         metrics: Metrics | None = None,
         tracing: Callable[[], SchemaExtension] | None = None,
-        foreground: Foreground | None = None,
+        foreground: Foreground,
     ) -> None:
         schema = build_schema(
             limits=Limits.from_settings(settings),
@@ -170,7 +170,8 @@ class GraphQLView(GraphQL[Context, None]):
             per_process=settings.max_ws_connections,
         )
         self.stream_starts = asyncio.Semaphore(settings.subscription_starts)
-        self.foreground = foreground or Foreground()
+        # Shared with the request middleware, which counts the requests in flight.
+        self.foreground = foreground
 
     def decode_json(self, data: str | bytes) -> object:
         return read_json(data)

@@ -79,10 +79,11 @@ class RequestMiddleware:
         max_body_bytes: int,
         request_timeout_s: float,
         receive_timeout_s: float,
-        foreground: Foreground | None = None,
+        foreground: Foreground,
     ) -> None:
         self.app = app
-        self.foreground = foreground or Foreground()
+        # The view's own: requests counted here hold back the view's WebSocket work.
+        self.foreground = foreground
         self.max_body_bytes = max_body_bytes
         self.request_timeout_s = request_timeout_s
         self.receive_timeout_s = receive_timeout_s
