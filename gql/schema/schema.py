@@ -6,10 +6,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import graphql
 import strawberry
 from graphql import GraphQLError, ValueNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -29,6 +27,7 @@ from strawberry.types.graphql import OperationType
 from domain.errors import StoreUnavailable
 from gql.schema import errors_as_data
 from gql.schema.checks import DocumentChecks
+from gql.schema.documents import BUDGET_BYTES, Documents
 from gql.schema.execution import BoundedExecution
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
@@ -53,7 +52,6 @@ UNAVAILABLE_MESSAGE = (
     "again shortly; a mutation may or may not have been applied: send it with the same "
     "idempotencyKey, and it is applied at most once."
 )
-CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -193,6 +191,10 @@ class QuietBoundedExecution(BoundedExecution, ExecutorWithoutSuggestions):
 
 
 class BankSchema(strawberry.Schema):
+    # Its parses, within its token limit: what the server reads of a document before
+    # running it (a mutation sent by GET, a subscription) shares them.
+    documents: Documents
+
     async def execute(
         self,
         query: str | None,
@@ -245,7 +247,7 @@ def build_schema(
     introspection: bool = True,
     observe: OperationObserver | None = None,
     tracing: Callable[[], SchemaExtension] | None = None,
-) -> strawberry.Schema:
+) -> BankSchema:
     """The bankql schema: masked faults, document limits and, unless told not to, caches;
     each operation told to `observe`, and traced by the `tracing` extension, when given."""
     limits = limits or Limits.from_settings(Settings.model_construct())  # the defaults
@@ -257,12 +259,12 @@ def build_schema(
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    # Validating a document otherwise costs more than running it; the caches are bounded.
-    # Without introspection the schema is private, and errors suggest none of its names.
-    validate = validator(
-        hide_suggestions=not introspection, cache_size=CACHE_SIZE if caches else None
-    )
-    parse = lru_cache(maxsize=CACHE_SIZE)(graphql.parse) if caches else None
+    # Validating a document otherwise costs more than running it; the caches are bounded
+    # in bytes. Without introspection the schema is private, and errors suggest none of
+    # its names.
+    budget = BUDGET_BYTES if caches else 0
+    validate = validator(hide_suggestions=not introspection, budget_bytes=budget)
+    documents = Documents(limits.max_tokens, budget)
     extensions: list[Callable[[], SchemaExtension]] = [
         # First, so that its span holds every other step of the operation.
         *([tracing] if tracing is not None else []),
@@ -273,10 +275,10 @@ def build_schema(
             rules=tuple(rules),
             validate=validate,
             max_cost=limits.max_cost,
-            parse=parse,
+            parse=documents.parse if caches else None,
         ),
     ]
-    return BankSchema(
+    schema = BankSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -287,6 +289,8 @@ def build_schema(
         # introspection off, no error suggests a name the schema has.
         execution_context_class=BoundedExecution if introspection else QuietBoundedExecution,
     )
+    schema.documents = documents
+    return schema
 
 
 ERROR_TYPES = [

@@ -15,7 +15,7 @@ refused first, after one walk that counts each fragment once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 from graphql import (
@@ -36,6 +36,8 @@ from graphql import (
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from gql.schema.documents import Budgeted, validation_weight
 
 Rules = tuple[type[ASTValidationRule], ...]
 Validate = Callable[[GraphQLSchema, DocumentNode, Rules], list[GraphQLError]]
@@ -99,10 +101,24 @@ def _validate(
     )
 
 
-def validator(*, hide_suggestions: bool, cache_size: int | None) -> Validate:
-    """Validation for one schema; with a cache size, each distinct document validates once."""
+def validator(*, hide_suggestions: bool, budget_bytes: int = 0) -> Validate:
+    """Validation for one schema; with a budget, each distinct document validates once for
+    as long as its result is among the most recent that fit the budget."""
     run: Validate = partial(_validate, hide_suggestions=hide_suggestions)
-    return lru_cache(maxsize=cache_size)(run) if cache_size else run
+    if not budget_bytes:
+        return run
+    kept: Budgeted[tuple[GraphQLSchema, DocumentNode, Rules], list[GraphQLError]] = Budgeted(
+        budget_bytes
+    )
+
+    def validate(schema: GraphQLSchema, document: DocumentNode, rules: Rules) -> list[GraphQLError]:
+        return kept.get(
+            (schema, document, rules),
+            lambda: run(schema, document, rules),
+            lambda errors: validation_weight(document, errors),
+        )
+
+    return validate
 
 
 class ExecutorWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):

@@ -170,6 +170,7 @@ class GraphQLView(GraphQL[Context, None]):
             per_process=settings.max_ws_connections,
         )
         self.stream_starts = asyncio.Semaphore(settings.subscription_starts)
+        self.documents = schema.documents
         # Shared with the request middleware, which counts the requests in flight.
         self.foreground = foreground
 
@@ -254,7 +255,9 @@ class GraphQLView(GraphQL[Context, None]):
             refusal = unsupported_media_type(request.headers.get("content-type"))
         elif request.method == "GET":
             refusal = mutation_over_get(
-                request.query_params.get("query"), request.query_params.get("operationName")
+                self.documents.operation_type(
+                    request.query_params.get("query"), request.query_params.get("operationName")
+                )
             )
         if refusal is None:
             refusal = self.over_rate(request, media or JSON)

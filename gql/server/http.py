@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from functools import lru_cache
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import OperationType
 from starlette.responses import JSONResponse, Response
 from strawberry.types import ExecutionResult
-
-from gql.schema.schema import CACHE_SIZE
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -91,24 +88,9 @@ def unsupported_media_type(content_type: str | None) -> Response | None:
     return JSONResponse({"errors": [{"message": message}]}, status_code=415)
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def operation_type(query: str | None, operation_name: str | None) -> OperationType | None:
-    """What a document's operation does, or None when it names none that parses; the
-    usual parse or validation error answers it then. Remembered for the most recent
-    documents, like their parse: a client that starts twenty subscriptions with one
-    document pays for one parse here, not twenty."""
-    if not query:
-        return None
-    try:
-        operation = get_operation_ast(parse(query), operation_name)
-    except GraphQLError:
-        return None
-    return operation.operation if operation is not None else None
-
-
-def mutation_over_get(query: str | None, operation_name: str | None) -> Response | None:
+def mutation_over_get(kind: OperationType | None) -> Response | None:
     """GET may only read: a mutation sent by GET is refused with 405 before it runs."""
-    if operation_type(query, operation_name) is not OperationType.MUTATION:
+    if kind is not OperationType.MUTATION:
         return None
     message = "Mutations are sent with POST, never with GET."
     return JSONResponse(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from contextvars import ContextVar
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from graphql import OperationType
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -17,7 +17,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
 from gql.context import Context
-from gql.server.http import operation_type
+from gql.schema.schema import BankSchema
 
 
 class _Payload(BaseModel):
@@ -104,7 +104,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """Told +1 as a subscription starts and -1 as it ends; for the view's metrics."""
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        kind = operation_type(operation.query, operation.operation_name)
+        documents = cast(BankSchema, self.schema).documents
+        kind = documents.operation_type(operation.query, operation.operation_name)
         subscription = kind is OperationType.SUBSCRIPTION
         async with self._connection.operation(subscription=subscription) as context:
             _operation_context.set(context)

@@ -53,14 +53,35 @@ async def test_a_variable_a_scalar_refuses_is_the_clients_error_not_a_fault(gql,
     assert caplog.records == []
 
 
-def test_the_schema_caches_parsed_and_validated_documents():
-    from gql.schema.checks import DocumentChecks
+async def test_the_schema_parses_and_validates_a_document_once_unless_told_not_to(monkeypatch):
+    import graphql
+
+    from gql.schema import documents, validation
     from gql.schema.schema import build_schema
 
-    def validation_and_parsing(schema):
-        made = [make() for make in schema.extensions]
-        [checks] = [extension for extension in made if isinstance(extension, DocumentChecks)]
-        return hasattr(checks.validate, "cache_info"), hasattr(checks.parse, "cache_info")
+    parses: list[str] = []
+    validations: list[object] = []
+    real_parse, real_validate = graphql.parse, validation._validate
 
-    assert validation_and_parsing(build_schema()) == (True, True)
-    assert validation_and_parsing(build_schema(caches=False)) == (False, False)
+    def counting_parse(source, **options):
+        parses.append(source)
+        return real_parse(source, **options)
+
+    def counting_validate(*args, **kwargs):
+        validations.append(args[1])
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(documents.graphql, "parse", counting_parse)
+    monkeypatch.setattr(validation, "_validate", counting_validate)
+    query = "{ __typename }"
+    remembering = build_schema()
+    for _ in range(3):
+        assert (await remembering.execute(query)).data == {"__typename": "Query"}
+    # What the server reads of a document before running it shares the same parse.
+    assert remembering.documents.operation_type(query, None) is graphql.OperationType.QUERY
+    assert (len(parses), len(validations)) == (1, 1)
+
+    forgetting = build_schema(caches=False)
+    for _ in range(3):
+        assert (await forgetting.execute(query)).data == {"__typename": "Query"}
+    assert len(validations) == 1 + 3

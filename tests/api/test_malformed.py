@@ -246,3 +246,26 @@ def test_a_ping_that_arrives_as_an_operation_closes_the_connection_goes_unanswer
     assert (closed.code, closed.reason) == (4400, f'Unknown operation named "{operation_name}".')
     assert faults(caplog) == []
     assert http.post("/graphql", json={"query": "{ __typename }"}).status_code == 200
+
+
+def test_every_parse_of_a_clients_document_stops_at_the_token_limit(http, monkeypatch):
+    """Reading what a document does before running it (a mutation by GET, a subscription
+    over WebSocket) parses it too: unbounded, a document of a megabyte of tokens held the
+    process for seconds before the limit was ever checked."""
+    from graphql.language import parser
+
+    limits: list[int | None] = []
+    real_init = parser.Parser.__init__
+
+    def recording_init(self, source, *args, **options):
+        limits.append(options.get("max_tokens"))
+        real_init(self, source, *args, **options)
+
+    monkeypatch.setattr(parser.Parser, "__init__", recording_init)
+    query = "subscription { " + "a " * 5_000 + "}"
+    with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+        closed = closed_after(socket, SUBSCRIBE | {"payload": {"query": query}})
+    assert closed.code == 4400 and "more than 2000 tokens" in closed.reason
+    over_get = http.get("/graphql", params={"query": query.replace("subscription", "mutation")})
+    assert "more than 2000 tokens" in over_get.json()["errors"][0]["message"]
+    assert limits and set(limits) == {2000}
