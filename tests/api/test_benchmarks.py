@@ -20,9 +20,10 @@ def run(*arguments: str) -> str:
     return result.stdout
 
 
-def test_the_cache_benchmark_prints_both_rates_and_their_ratio():
-    output = run("benchmarks/graphql_caches.py", "--requests", "5")
+def test_the_cache_benchmark_prints_both_rates_their_ratio_and_what_the_caches_hold():
+    output = run("benchmarks/graphql_caches.py", "--requests", "5", "--documents", "3")
     assert "with parser and validation caches" in output and "ratio:" in output
+    assert "3 distinct documents" in output and "remembered without a budget" in output
 
 
 def test_the_load_benchmark_checks_the_ledger_and_prints_throughput():
