@@ -140,7 +140,7 @@ async def test_a_read_a_standby_cancels_is_unavailable_and_the_next_reads_the_pr
     )
     with pytest.raises(StoreUnavailable):
         async with snapshot.unit_of_work(read_only=True) as uow:
-            await uow.users._session.execute(cancelled)
+            await uow.users._session.exec(cancelled)
     assert len(standby_reads) == 1
     assert await balance(snapshot.unit_of_work, actor, account) == 100
     assert len(standby_reads) == 1
