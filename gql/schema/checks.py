@@ -14,6 +14,11 @@ extension instead of one each:
   costs what the first did, within the same token limit;
 - the document is validated with the bank's rules (`validation.py`), once per distinct
   document with a validation cache. Strawberry skips its own validation once this has run;
+- a document of several operations sent without `operationName` is refused, as the GraphQL
+  specification asks: Strawberry would otherwise run its first operation, while what the
+  server read of the document beforehand (is it a subscription, is it a mutation sent by
+  GET) found none, so a subscription would run as a query, holding a connection of its own
+  for as long as it streamed;
 - a valid operation that would cost more than `max_cost` (`cost.py`) is refused before any
   resolver runs; one that runs reports its cost in the response's extensions.
 """
@@ -23,13 +28,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from gql.schema.cost import QueryTooCostly, estimate_cost
 from gql.schema.validation import Rules, Validate
 
 Parse = Callable[..., DocumentNode]
+
+# graphql-core's own words for it, which it says only once execution has begun.
+NAME_THE_OPERATION = "Must provide operation name if query contains multiple operations."
+
+
+def operations_in(document: DocumentNode) -> int:
+    return sum(
+        isinstance(definition, OperationDefinitionNode) for definition in document.definitions
+    )
 
 
 class DocumentChecks(SchemaExtension):
@@ -70,6 +84,10 @@ class DocumentChecks(SchemaExtension):
         schema = context.schema._schema
         rules = context.validation_rules + self.rules
         context.pre_execution_errors = self.validate(schema, document, rules)
+        # The name as sent: Strawberry's `operation_name` falls back to the first operation's.
+        named = context._provided_operation_name is not None
+        if context.pre_execution_errors == [] and not named and operations_in(document) > 1:
+            context.pre_execution_errors = [GraphQLError(NAME_THE_OPERATION)]
         if context.pre_execution_errors == []:  # only a valid document has a cost
             cost = estimate_cost(schema, document, context.operation_name, context.variables)
             if cost is not None and cost > self.max_cost:

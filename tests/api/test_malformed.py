@@ -269,3 +269,36 @@ def test_every_parse_of_a_clients_document_stops_at_the_token_limit(http, monkey
     over_get = http.get("/graphql", params={"query": query.replace("subscription", "mutation")})
     assert "more than 2000 tokens" in over_get.json()["errors"][0]["message"]
     assert limits and set(limits) == {2000}
+
+
+def test_several_operations_without_a_name_are_refused_before_anything_runs(http, caplog):
+    """The specification asks for `operationName` then. Run as Strawberry would (its first
+    operation), a subscription put before a query ran as a query: outside the subscription
+    limits, holding a database connection of its own for as long as it streamed."""
+    document = (
+        "subscription S($id: ID!) { accountEntries(accountId: $id) { id } } query Q { __typename }"
+    )
+    payload = {"query": document, "variables": {"id": "QWNjb3VudDox"}}
+    with (
+        caplog.at_level(logging.INFO),
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        socket.send_json(SUBSCRIBE | {"payload": payload})
+        answer = socket.receive_json()
+        assert answer["type"] == "error", answer
+        assert [error["message"] for error in answer["payload"]] == [
+            "Must provide operation name if query contains multiple operations."
+        ]
+        # Named, the query runs as the query it is.
+        socket.send_json(SUBSCRIBE | {"id": "2", "payload": payload | {"operationName": "Q"}})
+        assert socket.receive_json()["payload"]["data"] == {"__typename": "Query"}
+    over_http = http.post(
+        "/graphql",
+        json={"query": "query A { __typename } query B { __typename }"},
+        headers={"accept": GRAPHQL_RESPONSE},
+    )
+    assert over_http.status_code == 400
+    assert over_http.json()["errors"][0]["message"].startswith("Must provide operation name")
+    assert faults(caplog) == []
