@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -50,6 +50,8 @@ from gql.server.graphiql import GraphiQLAssets
 from gql.server.http import (
     GRAPHQL_RESPONSE,
     JSON,
+    close_reason,
+    encodable,
     is_request_error,
     mutation_over_get,
     negotiate,
@@ -81,6 +83,13 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
 READINESS_TIMEOUT_S = 5
+
+
+class BoundedCloseWebSocket(ASGIWebSocketAdapter):
+    """Closes with a reason its frame can carry, whatever the reason quotes of the client."""
+
+    async def close(self, code: int, reason: str) -> None:
+        await super().close(code, close_reason(reason))
 
 
 class LimitedTransportWS(TransportWSHandler):
@@ -129,6 +138,7 @@ class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with the context built by the composition root."""
 
     graphql_transport_ws_handler_class = LimitedTransportWS
+    websocket_adapter_class = BoundedCloseWebSocket
 
     def __init__(
         self,
@@ -270,7 +280,7 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as error:
             # Malformed requests get the specification's status code with a JSON body.
             response = JSONResponse(
-                {"errors": [{"message": error.reason}]}, status_code=error.status_code
+                {"errors": [{"message": encodable(error.reason)}]}, status_code=error.status_code
             )
         finally:
             snapshot = getattr(request.state, "read_snapshot", None)

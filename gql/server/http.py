@@ -101,3 +101,26 @@ def mutation_over_get(kind: OperationType | None) -> Response | None:
 def not_acceptable() -> Response:
     message = f"This endpoint answers {GRAPHQL_RESPONSE} or {JSON}."
     return JSONResponse({"errors": [{"message": message}]}, status_code=406)
+
+
+# A WebSocket close frame carries at most 125 bytes: a 2-byte code and 123 of reason.
+MAX_CLOSE_REASON_BYTES = 123
+
+
+def encodable(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate a client sent (JSON may escape one)
+    is written out as its escape, not raised on while the answer is encoded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def close_reason(text: str) -> str:
+    """A WebSocket close reason that fits its frame: encodable, and cut to 123 bytes at a
+    character's boundary, ending in an ellipsis when cut. A reason quoting what a client sent
+    (an operation name, an id) may be of any length, and one too long for the frame made the
+    close fail: the client saw the connection drop (1006) instead of the code and its reason."""
+    text = encodable(text)
+    if len(text.encode("utf-8")) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    ellipsis = "..."
+    room = MAX_CLOSE_REASON_BYTES - len(ellipsis)
+    return text.encode("utf-8")[:room].decode("utf-8", "ignore") + ellipsis

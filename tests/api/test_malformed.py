@@ -302,3 +302,38 @@ def test_several_operations_without_a_name_are_refused_before_anything_runs(http
     assert over_http.status_code == 400
     assert over_http.json()["errors"][0]["message"].startswith("Must provide operation name")
     assert faults(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"operationName": "B" * 200}, 'Unknown operation named "BBBB'),
+        ({"operationName": "\ud800"}, 'Unknown operation named "\\ud800".'),
+        ({"query": "x" * 300}, "Syntax Error: Unexpected Name 'xxxx"),
+    ],
+    ids=["a long operation name", "a lone surrogate", "a long name in a syntax error"],
+)
+def test_a_close_reason_quoting_the_client_fits_its_frame(http, caplog, payload, reason):
+    """A close frame carries 123 bytes of reason, in UTF-8: a longer or unencodable one made
+    the close itself fail, the client saw the connection drop (1006) and a traceback was
+    logged."""
+    with (
+        caplog.at_level(logging.INFO),
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        closed = closed_after(socket, SUBSCRIBE | {"payload": SUBSCRIBE["payload"] | payload})
+    assert closed.code == 4400
+    assert closed.reason.startswith(reason)
+    assert len(closed.reason.encode()) <= 123
+    assert faults(caplog) == []
+
+
+async def test_an_unknown_operation_name_a_client_cannot_encode_is_400_not_500(client, caplog):
+    body = b'{"query": "query A { __typename }", "operationName": "\\ud800"}'
+    with caplog.at_level(logging.INFO):
+        response = await client.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"message": 'Unknown operation named "\\ud800".'}]}
+    assert faults(caplog) == []

@@ -187,6 +187,30 @@ async def test_refusals_look_like_queries_refusals(one_server):
     assert "subscriptions are not allowed" in over_http.json()["errors"][0]["message"]
 
 
+async def test_an_id_in_use_sent_again_closes_with_4409_however_long_the_id(one_server):
+    """The close reason quotes the id; a close frame carries 123 bytes of reason, and a longer
+    one made the close fail: the client saw the connection drop (1006) instead of 4409."""
+    long_id = "i" * 200
+    async with http_client(one_server) as anonymous:
+        alice = await anonymous.signed_up("alice@example.com")
+        main = (await alice.open_account("Main"))["id"]
+        async with Subscriber.connected(one_server, token=alice.token) as subscriber:
+            subscribe = {
+                "id": long_id,
+                "type": "subscribe",
+                "payload": {"query": SUBSCRIBE, "variables": {"id": main}},
+            }
+            await subscriber.send(subscribe)
+            await subscriber.wait_until_live(alice, main)
+            await subscriber.send(subscribe)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await subscriber.receive()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4409
+    assert closed.value.rcvd.reason.startswith("Subscriber for iiii")
+    assert closed.value.rcvd.reason.endswith("...")
+
+
 async def test_a_start_that_fails_at_any_step_gives_its_turn_back(database_url):
     """Starting subscriptions take turns (BANKQL_SUBSCRIPTION_STARTS, here one at a time);
     a start that fails, before its resolver runs or in it, must free its turn, or the
