@@ -10,11 +10,18 @@ The depth and alias limits walk every fragment each time it is spread, so a few 
 tokens of fragments that each spread the next one twice would keep them busy for ever.
 A document whose fragments spread into more selections than MAX_EXPANDED_SELECTIONS is
 refused first, after one walk that counts each fragment once.
+
+Checking that fields selected under the same name at the same place agree (graphql-core's
+OverlappingFieldsCanBeMergedRule) compares every pair of them: `{ viewer{id} viewer{id} ... }`
+400 times over, 4 KB well inside every other limit, took a second of processor time to
+validate, during which the process answered no one. A document that would have more than
+MAX_SAME_PLACE_PAIRS such pairs is refused before validation, after a walk as long as the
+document once its fragments are written out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -82,6 +89,62 @@ def expanded_selections(document: DocumentNode) -> int:
     )
 
 
+# A frontend's fragments select a field a few times at one place (each fragment its `id`):
+# a few hundred pairs. This many cost graphql-core about 10 ms to compare at most.
+MAX_SAME_PLACE_PAIRS = 2_000
+
+
+def same_place_pairs(document: DocumentNode, limit: int = MAX_SAME_PLACE_PAIRS) -> int:
+    """How many pairs of fields the operations select under one response name at one
+    place, counted until there are more than `limit`: each fragment's fields once per place,
+    however often it is spread there (a fragment spread within itself included, which
+    validation reports)."""
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    pairs = 0
+
+    def gather(
+        selection_set: SelectionSetNode | None, into: dict[str, list[FieldNode]], spread: set[str]
+    ) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                name = selection.alias.value if selection.alias else selection.name.value
+                into.setdefault(name, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                gather(selection.selection_set, into, spread)
+            elif isinstance(selection, FragmentSpreadNode):
+                # graphql-core compares a fragment's fields once per place however often it
+                # is spread there (and a pair of fragments once), so do its pairs here.
+                name = selection.name.value
+                if name in fragments and name not in spread:
+                    spread.add(name)
+                    gather(fragments[name].selection_set, into, spread)
+
+    def place(selection_sets: Sequence[SelectionSetNode | None]) -> None:
+        nonlocal pairs
+        fields: dict[str, list[FieldNode]] = {}
+        spread: set[str] = set()
+        for selection_set in selection_sets:
+            gather(selection_set, fields, spread)
+        for same_name in fields.values():
+            pairs += len(same_name) * (len(same_name) - 1) // 2
+            if pairs > limit:
+                return
+            below = [field.selection_set for field in same_name if field.selection_set]
+            if below:
+                place(below)
+                if pairs > limit:
+                    return
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and pairs <= limit:
+            place([definition.selection_set])
+    return pairs
+
+
 def _validate(
     schema: GraphQLSchema, document: DocumentNode, rules: Rules, *, hide_suggestions: bool
 ) -> list[GraphQLError]:
@@ -94,6 +157,15 @@ def _validate(
             GraphQLError(
                 f"This document's fragments spread into more than {MAX_EXPANDED_SELECTIONS} "
                 "selections: spread each fragment fewer times."
+            )
+        ]
+    pairs = same_place_pairs(document)
+    if pairs > MAX_SAME_PLACE_PAIRS:
+        return [
+            GraphQLError(
+                "This document selects fields under the same name at the same place so often "
+                f"that checking they agree would compare more than {MAX_SAME_PLACE_PAIRS} "
+                "pairs of them: select each field once where it is needed."
             )
         ]
     return validate(

@@ -272,3 +272,19 @@ async def test_fragments_that_fan_out_are_refused_before_validation_walks_them(g
 async def test_fragments_that_spread_each_other_get_the_usual_error(gql):
     body = await gql.request("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
     assert "Cannot spread fragment 'A' within itself" in body["errors"][0]["message"]
+
+
+async def test_a_field_selected_over_and_over_at_one_place_is_refused_before_validation(gql):
+    """Validation compares every pair of same-named fields at one place: 400 `viewer { id }`
+    (4 KB, inside every other limit) took a second of processor time, answering no one."""
+    body = await gql.request("{" + " viewer { id }" * 400 + " }")
+    [error] = body["errors"]
+    assert "would compare more than 2000 pairs" in error["message"]
+    # The same fields in 150 fragments spread at one place are as many pairs.
+    fragments = " ".join(f"fragment F{n} on Query {{ viewer {{ id }} }}" for n in range(150))
+    spreads = " ".join(f"...F{n}" for n in range(150))
+    body = await gql.request(f"{{ {spreads} }} {fragments}")
+    assert "would compare more than 2000 pairs" in body["errors"][0]["message"]
+    # Forty times is within the bound, and a fragment spread many times counts once.
+    body = await gql.request("{" + " viewer { id }" * 40 + " }")
+    assert "errors" not in body

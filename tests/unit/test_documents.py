@@ -152,3 +152,24 @@ def test_validation_runs_once_per_document_and_stays_within_its_budget(monkeypat
     unremembered(schema, document, ())
     unremembered(schema, document, ())
     assert len(runs) == 1 + 30 + 1 + 2
+
+
+def test_same_place_pairs_count_what_validation_would_compare():
+    from gql.schema.validation import same_place_pairs
+
+    def pairs(source: str) -> int:
+        return same_place_pairs(graphql.parse(source), limit=10**9)
+
+    assert pairs("{ viewer { id email } accounts { totalCount } }") == 0
+    # 3 viewers: 3 pairs of them, and 3 pairs of their ids below.
+    assert pairs("{ viewer { id } viewer { id } viewer { id } }") == 6
+    # Aliases name the place; inline fragments add to the place they are in.
+    assert pairs("{ a: viewer { id } b: viewer { id } ... on Query { a: viewer { id } } }") == 2
+    # A fragment spread twice at one place counts once; one within itself ends.
+    assert pairs("{ ...F ...F } fragment F on Query { viewer { id } }") == 0
+    assert pairs("{ ...F } fragment F on Query { viewer { id } ...F }") == 0
+    assert pairs("{ viewer { id } ...F } fragment F on Query { viewer { id } }") == 2
+    # Counting stops once past the limit: the viewers' 79,800 pairs, not their ids' as well.
+    many = graphql.parse("{" + " viewer { id }" * 400 + " }")
+    assert same_place_pairs(many, limit=10) == 79_800
+    assert pairs("{" + " viewer { id }" * 400 + " }") == 2 * 79_800
