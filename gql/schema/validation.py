@@ -179,13 +179,14 @@ def validator(*, hide_suggestions: bool, budget_bytes: int = 0) -> Validate:
     run: Validate = partial(_validate, hide_suggestions=hide_suggestions)
     if not budget_bytes:
         return run
-    kept: Budgeted[tuple[GraphQLSchema, DocumentNode, Rules], list[GraphQLError]] = Budgeted(
-        budget_bytes
-    )
+    kept: Budgeted[tuple[GraphQLSchema, object, Rules], list[GraphQLError]] = Budgeted(budget_bytes)
 
     def validate(schema: GraphQLSchema, document: DocumentNode, rules: Rules) -> list[GraphQLError]:
+        # Known by its text, whose hash Python keeps: a document's own hash walks every node,
+        # a millisecond for one near the token limit, each time the cache looks it up.
+        source: object = document.loc.source.body if document.loc else document
         return kept.get(
-            (schema, document, rules),
+            (schema, source, rules),
             lambda: run(schema, document, rules),
             lambda errors: validation_weight(document, errors),
         )

@@ -173,3 +173,22 @@ def test_same_place_pairs_count_what_validation_would_compare():
     many = graphql.parse("{" + " viewer { id }" * 400 + " }")
     assert same_place_pairs(many, limit=10) == 79_800
     assert pairs("{" + " viewer { id }" * 400 + " }") == 2 * 79_800
+
+
+def test_a_remembered_validation_is_found_by_the_documents_text_not_by_walking_it(monkeypatch):
+    """A document's own hash walks every node: a millisecond near the token limit, paid at
+    every look-up of the cache, and a fifth of the processor time of a flood of them."""
+    hashed: list[DocumentNode] = []
+    real_hash = DocumentNode.__hash__
+
+    def counting_hash(self: DocumentNode) -> int:
+        hashed.append(self)
+        return real_hash(self)
+
+    monkeypatch.setattr(DocumentNode, "__hash__", counting_hash)
+    schema = build_schema(caches=False)._schema
+    validate = validator(hide_suggestions=False, budget_bytes=1024 * 1024)
+    document = graphql.parse("{" + " viewer { id }" * 40 + " }")
+    for _ in range(3):
+        assert validate(schema, document, RULES) == []
+    assert hashed == []
