@@ -78,6 +78,9 @@ class Context:
     user_agent: str | None = None
     # What a WebSocket client sent in connection_init (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
+    # A WebSocket connection's client address as the server sees it: connections without a
+    # sign-in are counted per address.
+    client_address: str | None = None
     # How long one operation, or one event of a subscription, may run; None: no bound.
     operation_timeout_s: float | None = None
     # Told each committed movement's kind and currency (never its amount nor whose it

@@ -63,6 +63,7 @@ from gql.server.logs import configure_logging
 from gql.server.metrics import Metrics, MetricsMiddleware
 from gql.server.middleware import RequestMiddleware
 from gql.server.rate_limits import (
+    ADDRESS_CONNECTIONS_CLOSE,
     PROCESS_CONNECTIONS_CLOSE,
     USER_CONNECTIONS_CLOSE,
     ConnectionLimits,
@@ -99,17 +100,21 @@ class LimitedTransportWS(TransportWSHandler):
     view: GraphQLView
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        self.context.client_address = self.client_address()
         try:
             await super().handle_connection_init(message)
         except ConnectionRefused as refusal:
             await self.websocket.close(code=refusal.code, reason=refusal.reason)
 
+    def client_address(self) -> str | None:
+        client = getattr(getattr(self.websocket, "ws", None), "client", None)
+        return client.host if client else None
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:
             signed_in = self.context.signed_in
-            address = getattr(getattr(self.websocket, "ws", None), "client", None)
             refusal = self.view.limits.refusal(
-                signed_in.user_id if signed_in else None, address.host if address else None
+                signed_in.user_id if signed_in else None, self.client_address()
             )
             if refusal is not None:
                 payload = [refusal.formatted]
@@ -210,8 +215,11 @@ class GraphQLView(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         context.sign_in_from_connection_params()
         signed_in = context.signed_in
-        if signed_in is not None and not self.connections.admit(signed_in.user_id, context):
-            raise ConnectionRefused(*USER_CONNECTIONS_CLOSE)
+        user_id = signed_in.user_id if signed_in is not None else None
+        if not self.connections.admit(user_id, context.client_address, context):
+            raise ConnectionRefused(
+                *(USER_CONNECTIONS_CLOSE if user_id is not None else ADDRESS_CONNECTIONS_CLOSE)
+            )
         return await super().on_ws_connect(context)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:

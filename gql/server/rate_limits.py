@@ -28,6 +28,7 @@ from gql.schema.top_level_errors import RateLimited, retry_after_seconds
 MAX_TRACKED_KEYS = 100_000
 RATE_LIMITED_MESSAGE = "Too many requests: slow down and try again after retryAfter seconds."
 USER_CONNECTIONS_CLOSE = (4429, "too many connections for this user")
+ADDRESS_CONNECTIONS_CLOSE = (4429, "too many connections without a sign-in from this address")
 PROCESS_CONNECTIONS_CLOSE = (1013, "too many connections, try again later")
 
 
@@ -128,15 +129,26 @@ def retry_after_of(errors: list[GraphQLError] | None) -> int | None:
     return max(waits) if waits else None
 
 
+@dataclass(frozen=True)
+class Anonymous:
+    """Connections without a sign-in, known by the address they come from."""
+
+    address: str | None
+
+
+Holder = UserId | Anonymous
+
+
 class ConnectionLimits:
-    """Open WebSocket connections: at most `per_process` here, `per_user` for one user."""
+    """Open WebSocket connections: at most `per_process` here, `per_user` for one user, and
+    as many for one client address among connections without a sign-in."""
 
     def __init__(self, *, per_user: int, per_process: int) -> None:
         self.per_user = per_user
         self.per_process = per_process
         self.open = 0
-        self._users: Counter[UserId] = Counter()
-        self._holders: dict[int, UserId] = {}
+        self._users: Counter[Holder] = Counter()
+        self._holders: dict[int, Holder] = {}
 
     def enter(self) -> bool:
         """Count a new connection, or refuse it when the process has as many as it may."""
@@ -148,21 +160,23 @@ class ConnectionLimits:
     def leave(self) -> None:
         self.open -= 1
 
-    def admit(self, user_id: UserId, holder: object) -> bool:
-        """Count a connection for a signed-in user, or refuse it when they have enough."""
+    def admit(self, user_id: UserId | None, address: str | None, holder: object) -> bool:
+        """Count a connection for a signed-in user, or without one for its address; refuse
+        it when they have enough."""
         self.release(holder)
-        if self._users[user_id] >= self.per_user:
+        key: Holder = user_id if user_id is not None else Anonymous(address)
+        if self._users[key] >= self.per_user:
             return False
-        self._users[user_id] += 1
-        self._holders[id(holder)] = user_id
+        self._users[key] += 1
+        self._holders[id(holder)] = key
         return True
 
     def release(self, holder: object) -> None:
-        user_id = self._holders.pop(id(holder), None)
-        if user_id is not None:
-            self._users[user_id] -= 1
-            if not self._users[user_id]:
-                del self._users[user_id]
+        key = self._holders.pop(id(holder), None)
+        if key is not None:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
 
 
 class ConnectionRefused(Exception):

@@ -99,7 +99,8 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=400, ge=1, le=1_000_000)
     anonymous_rate_limit_per_second: float = Field(default=20, gt=0, le=100_000)
     anonymous_rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)
-    # Open WebSocket connections per signed-in user, and per process.
+    # Open WebSocket connections per signed-in user (and, without a sign-in, per client
+    # address), and per process.
     max_ws_connections_per_user: int = Field(default=10, ge=1, le=100_000)
     max_ws_connections: int = Field(default=1000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=MIB, ge=1024)

@@ -67,6 +67,20 @@ async def test_a_user_gets_a_limited_number_of_connections(server):
                 await asyncio.sleep(0.05)
 
 
+async def test_connections_without_a_sign_in_get_a_limited_number_per_address(server):
+    """Else one client could hold every connection of the process without signing in, and
+    every other client's requests would be refused with 503."""
+    alice = await signed_up(server, "alice@example.com")
+    async with Subscriber.connected(server):
+        assert await closed_with(server) == (
+            4429,
+            "too many connections without a sign-in from this address",
+        )
+        # A signed-in user from the same address has a count of their own.
+        async with Subscriber.connected(server, token=alice):
+            pass
+
+
 async def test_a_process_past_its_connections_closes_new_ones_with_try_again_later(server):
     alice = await signed_up(server, "alice@example.com")
     async with (

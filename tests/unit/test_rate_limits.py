@@ -88,15 +88,28 @@ def test_a_results_retry_after_is_its_longest_rate_limited_wait():
 def test_connections_are_counted_per_user_and_per_process():
     limits = ConnectionLimits(per_user=2, per_process=3)
     first, second, third = object(), object(), object()
-    assert limits.admit(UserId(1), first) and limits.admit(UserId(1), second)
-    assert not limits.admit(UserId(1), third)
-    assert limits.admit(UserId(2), third)
+    assert limits.admit(UserId(1), "10.0.0.1", first) and limits.admit(UserId(1), None, second)
+    assert not limits.admit(UserId(1), "10.0.0.2", third)
+    assert limits.admit(UserId(2), "10.0.0.1", third)
     limits.release(first)
     limits.release(first)  # twice is once
-    assert limits.admit(UserId(1), object())
+    assert limits.admit(UserId(1), None, object())
     assert [limits.enter() for _ in range(4)] == [True, True, True, False]
     limits.leave()
     assert limits.enter()
+
+
+def test_connections_without_a_sign_in_are_counted_per_address():
+    """Else one client could hold every connection of the process without signing in."""
+    limits = ConnectionLimits(per_user=2, per_process=100)
+    held = [object(), object()]
+    assert all(limits.admit(None, "10.0.0.1", holder) for holder in held)
+    assert not limits.admit(None, "10.0.0.1", object())
+    # Another address, and a signed-in user from the same one, have their own counts.
+    assert limits.admit(None, "10.0.0.2", object())
+    assert limits.admit(UserId(1), "10.0.0.1", object())
+    limits.release(held[0])
+    assert limits.admit(None, "10.0.0.1", object())
 
 
 def test_sign_in_delays_start_after_the_free_failures_double_and_stop_at_the_cap():
