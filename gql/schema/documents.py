@@ -16,6 +16,7 @@ entry larger than a whole budget is used once and not kept.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import graphql
@@ -32,6 +33,11 @@ BUDGET_BYTES = 32 * MIB
 # token besides its text, and a validation error about 5.4 KB.
 BYTES_PER_TOKEN = 600
 BYTES_PER_ERROR = 5600
+# Parsing and validating a new document costs about 10 ms per 1,000 tokens: the request
+# that brings one is told its cost, a unit per hundred tokens, through `parse_charge`.
+TOKENS_PER_UNIT = 100
+# Set for each request by the server: who pays for the documents it brings.
+parse_charge: ContextVar[Callable[[int], None] | None] = ContextVar("parse_charge", default=None)
 
 
 class Budgeted(Generic[K, V]):
@@ -63,17 +69,37 @@ class Budgeted(Generic[K, V]):
         return value
 
 
-def document_weight(document: DocumentNode) -> int:
-    """About the bytes a parsed document holds: its text, and a node and token per token."""
+def tokens_in(document: DocumentNode) -> int:
+    """The tokens of a parsed document, comments included."""
     location = document.loc
-    if location is None:
-        return 0
     tokens = 0
-    token: Token | None = location.start_token
+    token: Token | None = location.start_token if location is not None else None
     while token is not None:
         tokens += 1
         token = token.next
-    return 2 * len(location.source.body) + tokens * BYTES_PER_TOKEN
+    return tokens
+
+
+def document_weight(document: DocumentNode) -> int:
+    """About the bytes a parsed document holds: its text, and a node and token per token."""
+    if document.loc is None:
+        return 0
+    return 2 * len(document.loc.source.body) + tokens_in(document) * BYTES_PER_TOKEN
+
+
+def charged_parse(query: str, max_tokens: int, **options: Any) -> DocumentNode:
+    """graphql-core's parse, its cost told to the request's `parse_charge`: a unit per
+    hundred tokens, and for the token limit's worth when it stops there."""
+    charge = parse_charge.get()
+    try:
+        document = graphql.parse(query, max_tokens=max_tokens, **options)
+    except GraphQLError as error:
+        if charge is not None and "tokens. Parsing aborted" in error.message:
+            charge(max_tokens // TOKENS_PER_UNIT)
+        raise
+    if charge is not None:
+        charge(tokens_in(document) // TOKENS_PER_UNIT)
+    return document
 
 
 class Documents:
@@ -90,7 +116,7 @@ class Documents:
         GraphQLError as graphql-core's parse does."""
         options["max_tokens"] = self.max_tokens
         key = (query, tuple(sorted(options.items())))
-        return self.parsed.get(key, lambda: graphql.parse(query, **options), document_weight)
+        return self.parsed.get(key, lambda: charged_parse(query, **options), document_weight)
 
     def operation_type(self, query: str | None, operation_name: str | None) -> OperationType | None:
         """What a document's operation does, or None when it names none that parses; the

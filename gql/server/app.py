@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
@@ -43,6 +44,7 @@ from gql.context import (
     sign_in_throttle,
     viewer_of,
 )
+from gql.schema.documents import parse_charge
 from gql.schema.schema import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER_S, Limits, build_schema
 from gql.server.auth import TokenCodec
 from gql.server.foreground import Foreground
@@ -113,9 +115,11 @@ class LimitedTransportWS(TransportWSHandler):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:
             signed_in = self.context.signed_in
-            refusal = self.view.limits.refusal(
-                signed_in.user_id if signed_in else None, self.client_address()
-            )
+            user_id = signed_in.user_id if signed_in else None
+            address = self.client_address()
+            refusal = self.view.limits.refusal(user_id, address)
+            # The operation's task, made from here, charges its new document to this client.
+            parse_charge.set(partial(self.view.limits.charge, user_id, address))
             if refusal is not None:
                 payload = [refusal.formatted]
                 await self.send_message({"id": message["id"], "type": "error", "payload": payload})
@@ -271,14 +275,15 @@ class GraphQLView(GraphQL[Context, None]):
             refusal = not_acceptable()
         elif request.method == "POST":
             refusal = unsupported_media_type(request.headers.get("content-type"))
-        elif request.method == "GET":
+        if refusal is None:
+            # Before the document is read: a client over its rate costs no parse.
+            refusal = self.over_rate(request, media or JSON)
+        if refusal is None and request.method == "GET":
             refusal = mutation_over_get(
                 self.documents.operation_type(
                     request.query_params.get("query"), request.query_params.get("operationName")
                 )
             )
-        if refusal is None:
-            refusal = self.over_rate(request, media or JSON)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -301,8 +306,13 @@ class GraphQLView(GraphQL[Context, None]):
         # The context getter takes it from here: one signature check per request.
         request.state.signed_in = signed_in
         address = request.client.host if request.client else None
-        refusal = self.limits.refusal(signed_in.user_id if signed_in else None, address)
-        return too_many_requests(refusal, media) if refusal is not None else None
+        user_id = signed_in.user_id if signed_in else None
+        refusal = self.limits.refusal(user_id, address)
+        if refusal is not None:
+            return too_many_requests(refusal, media)
+        # A document new to the process costs the request's bucket more (rate_limits.py).
+        parse_charge.set(partial(self.limits.charge, user_id, address))
+        return None
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Counts the process's connections; past its limit, a new one is accepted only to

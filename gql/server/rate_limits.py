@@ -1,7 +1,9 @@
 """Limits that keep one client from slowing the bank for everyone else.
 
 Request rates are token buckets per signed-in user, and per client address for requests
-without a valid token. They live in each process's memory: a bucket in the database would
+without a valid token. A request takes one token, and one more for each hundred tokens of a
+document the process had not parsed yet: a large new document costs a process far more than
+a request for one it remembers. They live in each process's memory: a bucket in the database would
 cost every request a round trip. WebSocket connections are counted per user and per process.
 Failed sign-ins per email address are the exception: they are kept in the database (see
 domain/throttle.py), so that every process applies the same delay.
@@ -50,6 +52,11 @@ class TokenBucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
+    def charge(self, units: float) -> None:
+        """Take `units` more for work a request brought beyond its own: the bucket may owe
+        them, down to a whole burst, and the next requests wait until it is paid back."""
+        self.tokens = max(-float(self.burst), self.tokens - units)
+
 
 class RateLimiter:
     """One token bucket per key, at most `max_keys` of them."""
@@ -79,6 +86,12 @@ class RateLimiter:
         self._buckets[key] = bucket
         return bucket.take(now)
 
+    def charge(self, key: object, units: float) -> None:
+        """Take `units` more from this key's bucket, if it has one."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.charge(units)
+
 
 class RequestLimits:
     """Each request takes a token from its user's bucket, or from its address's without one.
@@ -99,6 +112,13 @@ class RequestLimits:
         if user_id is not None:
             return self.users.take(user_id)
         return self.addresses.take(address or "unknown")
+
+    def charge(self, user_id: UserId | None, address: str | None, units: float) -> None:
+        """Take `units` more from the bucket the request drew on."""
+        if user_id is not None:
+            self.users.charge(user_id, units)
+        else:
+            self.addresses.charge(address or "unknown", units)
 
     def refusal(self, user_id: UserId | None, address: str | None) -> RateLimited | None:
         wait = self.wait(user_id, address)

@@ -192,3 +192,25 @@ def test_a_remembered_validation_is_found_by_the_documents_text_not_by_walking_i
     for _ in range(3):
         assert validate(schema, document, RULES) == []
     assert hashed == []
+
+
+def test_a_parse_tells_the_request_its_cost_once_per_new_document():
+    from gql.schema.documents import parse_charge
+
+    charged: list[int] = []
+    documents = Documents(max_tokens=2000)
+    token = parse_charge.set(charged.append)
+    try:
+        source = "{ " + " ".join(f"f{i}" for i in range(500)) + " }"
+        documents.parse(source)
+        documents.parse(source)  # remembered: nothing more
+        with pytest.raises(GraphQLError):
+            documents.parse("{ " + "a " * 5_000 + "}")  # stopped at the limit: its worth
+        with pytest.raises(GraphQLError):
+            documents.parse("{ (")  # a syntax error at once costs nothing more
+    finally:
+        parse_charge.reset(token)
+    assert charged == [5, 20]
+    # Without a request to charge (the server's own parses), nothing is told.
+    Documents(max_tokens=2000).parse("{ viewer { id } }")
+    assert charged == [5, 20]

@@ -57,6 +57,21 @@ def test_the_buckets_kept_are_bounded_and_the_least_recent_go_first():
     assert limiter.take("b") == 0
 
 
+def test_a_charge_is_owed_by_the_bucket_and_the_next_requests_wait_it_off():
+    clock = Clock()
+    limiter = RateLimiter(rate=10, burst=20, clock=clock)
+    assert limiter.take("a") == 0  # 19 left
+    limiter.charge("a", 24)  # owes 5
+    assert limiter.take("a") == pytest.approx(0.6)
+    clock.now += 0.6
+    assert limiter.take("a") == 0
+    # However large the charge, the debt stops at a whole burst: a wait of 2.1 s here.
+    limiter.charge("a", 10_000)
+    assert limiter.take("a") == pytest.approx(2.1)
+    limiter.charge("unseen", 5)  # a key without a bucket owes nothing
+    assert limiter.take("unseen") == 0
+
+
 def test_signed_in_users_and_anonymous_addresses_draw_on_separate_limits():
     clock = Clock()
     limits = RequestLimits(
