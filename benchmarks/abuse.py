@@ -8,10 +8,11 @@ BANKQL_TEST_POSTGRES_URL, else the one at 127.0.0.1:5432) and runs each phase on
 `bankql serve` process, one process as production runs it (BANKQL_ENV=production, default
 password hashing), on a loopback port. In every phase a signed-in victim asks `{viewer{id}}`
 --rate times a second for --seconds: once alone, then during each attack in turn (a costly
-query, a login storm, slow clients, a WebSocket flood). Every attack comes from 127.0.0.1 and
-is bounded by --seconds and by its size (times --scale). After each attack the victim keeps
-asking until its answers are back to normal. Prints a Markdown table of the victim's latency
-and of how the server answered the attack, then stops the server and drops the database.
+query, a login storm, distinct large documents, slow clients, a WebSocket flood). Every
+attack comes from 127.0.0.1 and is bounded by --seconds and by its size (times --scale).
+After each attack the victim keeps asking until its answers are back to normal. Prints a
+Markdown table of the victim's latency and of how the server answered the attack, then stops
+the server and drops the database.
 The script only watches what comes back, so it runs against any version of the server.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -56,6 +58,8 @@ ATTACKER_ACCOUNTS = 100
 COSTLY_CLIENTS = 20
 ABANDON_AFTER_S = 3
 LOGIN_CLIENTS = 60
+NEW_DOCUMENT_CLIENTS = 4
+NEW_DOCUMENT_FIELDS = " viewer{id}" * 400  # 1,602 tokens, inside the token limit
 LOGIN_TIMEOUT_S = 10
 MAX_REQUESTS = 20_000
 SLOW_SOCKETS = 300  # of each kind: partial headers, partial body
@@ -337,6 +341,23 @@ def login_storm(clients: int) -> AttackRun:
     return run
 
 
+def new_documents(clients: int) -> AttackRun:
+    """Without a token, distinct documents near the token limit: each one parsed and
+    checked afresh, none of them helped by what the process remembers."""
+
+    async def run(server: Server, people: People, deadline: float) -> Attack:
+        sent = itertools.count()
+
+        async def send(http: httpx.AsyncClient, _: int) -> str:
+            # The same fields, spaced differently each time: a new document for the server.
+            spacing = " " * (1 + next(sent))
+            return await answer_label(http, "{" + spacing + NEW_DOCUMENT_FIELDS + "}")
+
+        return await hammer(server, clients, ABANDON_AFTER_S, deadline, send)
+
+    return run
+
+
 def status_of(answer: bytes) -> str:
     """The status of an HTTP answer's first bytes, or "closed" for none."""
     if answer.startswith(b"HTTP/"):
@@ -469,6 +490,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def attacks(plan: Plan) -> list[tuple[str, AttackRun]]:
     costly, logins = plan.scaled(COSTLY_CLIENTS), plan.scaled(LOGIN_CLIENTS)
+    documents = plan.scaled(NEW_DOCUMENT_CLIENTS)
     sockets, connections = plan.scaled(SLOW_SOCKETS), plan.scaled(WEBSOCKETS)
     return [
         (
@@ -476,6 +498,10 @@ def attacks(plan: Plan) -> list[tuple[str, AttackRun]]:
             costly_queries(costly),
         ),
         (f"login storm, {logins} clients, wrong passwords", login_storm(logins)),
+        (
+            f"new large documents, {documents} clients without a token",
+            new_documents(documents),
+        ),
         (
             f"slow clients, {sockets} partial headers + {sockets} partial bodies",
             slow_clients(sockets),

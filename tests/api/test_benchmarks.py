@@ -47,6 +47,7 @@ def test_the_abuse_benchmark_prints_the_victims_latency_under_each_attack():
         "| alone",
         "| costly query, 1 clients giving up after 3 s",
         "| login storm, 1 clients, wrong passwords",
+        "| new large documents, 1 clients without a token",
         "| slow clients, 6 partial headers + 6 partial bodies",
         "| WebSocket flood, 6 connections x 5 subscriptions",
     ], output
