@@ -102,7 +102,9 @@ class Settings(BaseSettings):
     # Open WebSocket connections per signed-in user (and, without a sign-in, per client
     # address), and per process.
     max_ws_connections_per_user: int = Field(default=10, ge=1, le=100_000)
-    max_ws_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    # Below max_connections by default, so that however many WebSocket connections are
+    # open, a hundred connections are left for HTTP requests.
+    max_ws_connections: int = Field(default=900, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=MIB, ge=1024)
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=15, ge=0)

@@ -263,3 +263,10 @@ def test_replicas_of_a_sqlite_database_are_refused():
     with pytest.raises(ConfigurationError) as refused:
         create_app(settings)
     assert str(refused.value).startswith("BANKQL_REPLICA_DATABASE_URLS: standbys replay a")
+
+
+def test_by_default_websocket_connections_leave_connections_for_http_requests():
+    """Past BANKQL_MAX_CONNECTIONS every new connection gets 503: if WebSocket connections
+    could take all of them, many users' live statements would leave no room for a request."""
+    settings = settings_for("sqlite+aiosqlite:///unused.db")
+    assert settings.max_connections - settings.max_ws_connections >= 100
