@@ -33,9 +33,12 @@ BUDGET_BYTES = 32 * MIB
 # token besides its text, and a validation error about 5.4 KB.
 BYTES_PER_TOKEN = 600
 BYTES_PER_ERROR = 5600
-# Parsing and validating a new document costs about 10 ms per 1,000 tokens: the request
-# that brings one is told its cost, a unit per hundred tokens, through `parse_charge`.
+# Parsing a new document costs about 10 ms per 1,000 tokens, and validating it as much
+# again: the request that brings one is told each cost, a unit per hundred tokens, through
+# `parse_charge`.
 TOKENS_PER_UNIT = 100
+# Reading text costs too: a megabyte of one string literal took 200 ms to parse.
+BYTES_PER_UNIT = 4096
 # Set for each request by the server: who pays for the documents it brings.
 parse_charge: ContextVar[Callable[[int], None] | None] = ContextVar("parse_charge", default=None)
 
@@ -87,18 +90,30 @@ def document_weight(document: DocumentNode) -> int:
     return 2 * len(document.loc.source.body) + tokens_in(document) * BYTES_PER_TOKEN
 
 
+def cost_units(document: DocumentNode) -> int:
+    """What parsing, or validating, a document costs a process, in rate-limit units: one per
+    hundred tokens, or per 4 KiB of text (long strings, comments, whitespace) if more."""
+    length = len(document.loc.source.body) if document.loc is not None else 0
+    return max(tokens_in(document) // TOKENS_PER_UNIT, length // BYTES_PER_UNIT)
+
+
+def charge(units: int) -> None:
+    """Tell the request being served what its document cost, when a request is."""
+    told = parse_charge.get()
+    if told is not None and units > 0:
+        told(units)
+
+
 def charged_parse(query: str, max_tokens: int, **options: Any) -> DocumentNode:
-    """graphql-core's parse, its cost told to the request's `parse_charge`: a unit per
-    hundred tokens, and for the token limit's worth when it stops there."""
-    charge = parse_charge.get()
+    """graphql-core's parse, its cost told to the request's `parse_charge`. One that fails
+    is charged as a document at the token limit: it is parsed twice (Strawberry's own
+    parse gives the client its error), never remembered, and may have failed anywhere."""
     try:
         document = graphql.parse(query, max_tokens=max_tokens, **options)
-    except GraphQLError as error:
-        if charge is not None and "tokens. Parsing aborted" in error.message:
-            charge(max_tokens // TOKENS_PER_UNIT)
+    except GraphQLError:
+        charge(max(max_tokens // TOKENS_PER_UNIT, len(query) // BYTES_PER_UNIT))
         raise
-    if charge is not None:
-        charge(tokens_in(document) // TOKENS_PER_UNIT)
+    charge(cost_units(document))
     return document
 
 

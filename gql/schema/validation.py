@@ -44,7 +44,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from gql.schema.documents import Budgeted, validation_weight
+from gql.schema.documents import Budgeted, charge, cost_units, validation_weight
 
 Rules = tuple[type[ASTValidationRule], ...]
 Validate = Callable[[GraphQLSchema, DocumentNode, Rules], list[GraphQLError]]
@@ -173,6 +173,13 @@ def _validate(
     )
 
 
+def charged(errors: list[GraphQLError], document: DocumentNode) -> list[GraphQLError]:
+    """`errors`, once the request being served is told what validating its document cost:
+    a document still parsed but no longer validated is validated at that cost again."""
+    charge(cost_units(document))
+    return errors
+
+
 def validator(*, hide_suggestions: bool, budget_bytes: int = 0) -> Validate:
     """Validation for one schema; with a budget, each distinct document validates once for
     as long as its result is among the most recent that fit the budget."""
@@ -187,7 +194,7 @@ def validator(*, hide_suggestions: bool, budget_bytes: int = 0) -> Validate:
         source: object = document.loc.source.body if document.loc else document
         return kept.get(
             (schema, source, rules),
-            lambda: run(schema, document, rules),
+            lambda: charged(run(schema, document, rules), document),
             lambda errors: validation_weight(document, errors),
         )
 

@@ -1,7 +1,7 @@
 """A document new to the process costs its request's rate-limit bucket a unit per hundred
-tokens: a client sending distinct large documents, each parsed and validated afresh, is
-slowed to what its rate allows in work, not in requests; one sending the same document
-again and again pays one unit a request, as before."""
+tokens to parse, and as much to validate: a client sending distinct large documents, each
+parsed and validated afresh, is slowed to what its rate allows in work, not in requests;
+one sending the same document again and again pays one unit a request, as before."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from tests.databases import migrated, sqlite_url
 
 
 def large(n: int) -> str:
-    """A distinct document of about 1,000 tokens: 10 units besides the request's own."""
+    """A distinct document of about 1,000 tokens: 10 units to parse and 10 to validate,
+    besides the request's own."""
     return "{ " + " ".join(f"f{n}_{i}" for i in range(1_000)) + " }"
 
 
@@ -35,11 +36,11 @@ async def statuses(tmp_path, documents: list[str]) -> list[int]:
 
 
 async def test_distinct_large_documents_draw_on_the_rate_by_their_size(tmp_path):
-    answers = await statuses(tmp_path, [large(n) for n in range(12)])
-    # 11 units each: the tenth finds one unit left, takes it and leaves the bucket owing
-    # ten, and the eleventh is refused.
-    assert 429 not in answers[:10]
-    assert answers[10:] == [429, 429]
+    answers = await statuses(tmp_path, [large(n) for n in range(8)])
+    # 21 units each: the fifth finds 16 left and leaves the bucket owing 5, so the sixth
+    # is refused, and so is every one after it until the bucket has refilled.
+    assert 429 not in answers[:5]
+    assert answers[5:] == [429, 429, 429]
 
 
 async def test_a_document_the_process_remembers_costs_one_unit_a_request(tmp_path):
@@ -64,11 +65,26 @@ def test_over_websocket_a_new_document_draws_on_the_rate_too(tmp_path):
     ):
         socket.send_json({"type": "connection_init"})
         assert socket.receive_json() == {"type": "connection_ack"}
-        for n in range(12):
+        for n in range(8):
             payload = {"query": large(n)}
             socket.send_json({"type": "subscribe", "id": str(n), "payload": payload})
             answer = socket.receive_json()
             codes = [error.get("extensions", {}).get("code") for error in answer["payload"]]
             kinds.append("RATE_LIMITED" if "RATE_LIMITED" in codes else answer["type"])
-    assert "RATE_LIMITED" not in kinds[:10]
-    assert kinds[10:] == ["RATE_LIMITED", "RATE_LIMITED"]
+    assert "RATE_LIMITED" not in kinds[:5]
+    assert kinds[5:] == ["RATE_LIMITED"] * 3
+
+
+async def test_a_document_that_does_not_parse_is_charged_as_one_at_the_token_limit(tmp_path):
+    """It is parsed twice (the second parse gives the client its error), never remembered,
+    and may have failed after any number of tokens: 1 + 20 units each."""
+    answers = await statuses(tmp_path, ["{ " + "__typename " * n + ")" for n in range(1, 8)])
+    assert 429 not in answers[:5]
+    assert answers[5:] == [429, 429]
+
+
+async def test_a_long_text_is_charged_by_its_length(tmp_path):
+    """Few tokens, but a comment of 250 KB to read: 61 units to parse, 61 to validate."""
+    documents = [f"{{ viewer {{ id }} }} # {n}{'x' * 250_000}" for n in range(3)]
+    answers = await statuses(tmp_path, documents)
+    assert answers == [200, 429, 429]

@@ -207,10 +207,31 @@ def test_a_parse_tells_the_request_its_cost_once_per_new_document():
         with pytest.raises(GraphQLError):
             documents.parse("{ " + "a " * 5_000 + "}")  # stopped at the limit: its worth
         with pytest.raises(GraphQLError):
-            documents.parse("{ (")  # a syntax error at once costs nothing more
+            documents.parse("{ (")  # any failure: parsed twice, and never remembered
+        documents.parse('{ viewer(a: "' + "x" * 100_000 + '") { id } }')  # few tokens, long
     finally:
         parse_charge.reset(token)
-    assert charged == [5, 20]
+    assert charged == [5, 20, 20, 24]
     # Without a request to charge (the server's own parses), nothing is told.
     Documents(max_tokens=2000).parse("{ viewer { id } }")
-    assert charged == [5, 20]
+    assert charged == [5, 20, 20, 24]
+
+
+def test_each_validation_run_tells_the_request_its_cost():
+    """A document still parsed but no longer validated is validated, at its cost, again."""
+    from gql.schema.documents import parse_charge
+
+    schema = build_schema(caches=False)._schema
+    # Room for one such result at a time.
+    validate = validator(hide_suggestions=False, budget_bytes=900_000)
+    first, second = (
+        graphql.parse("{ " + " ".join(f"f{n}_{i}" for i in range(300)) + " }") for n in range(2)
+    )
+    charged: list[int] = []
+    token = parse_charge.set(charged.append)
+    try:
+        for document in (first, first, second, first):
+            validate(schema, document, RULES)
+    finally:
+        parse_charge.reset(token)
+    assert charged == [3, 3, 3]
