@@ -285,6 +285,11 @@ async def test_a_field_selected_over_and_over_at_one_place_is_refused_before_val
     spreads = " ".join(f"...F{n}" for n in range(150))
     body = await gql.request(f"{{ {spreads} }} {fragments}")
     assert "would compare more than 2000 pairs" in body["errors"][0]["message"]
+    # So are 220 fragments of distinct fields spread at one place: 24,090 pairs of them.
+    fragments = " ".join(f"fragment F{n} on Query {{ x{n} }}" for n in range(220))
+    spreads = " ".join(f"...F{n}" for n in range(220))
+    body = await gql.request(f"{{ {spreads} }} {fragments}")
+    assert "would compare more than 2000 pairs" in body["errors"][0]["message"]
     # Forty times is within the bound, and a fragment spread many times counts once.
     body = await gql.request("{" + " viewer { id }" * 40 + " }")
     assert "errors" not in body

@@ -169,6 +169,10 @@ def test_same_place_pairs_count_what_validation_would_compare():
     assert pairs("{ ...F ...F } fragment F on Query { viewer { id } }") == 0
     assert pairs("{ ...F } fragment F on Query { viewer { id } ...F }") == 0
     assert pairs("{ viewer { id } ...F } fragment F on Query { viewer { id } }") == 2
+    # Every pair of fragments spread at one place is compared, whatever their fields.
+    spreads = " ".join(f"...F{n}" for n in range(5))
+    fragments = " ".join(f"fragment F{n} on Query {{ f{n} }}" for n in range(5))
+    assert pairs(f"{{ {spreads} }} {fragments}") == 10
     # Counting stops once past the limit: the viewers' 79,800 pairs, not their ids' as well.
     many = graphql.parse("{" + " viewer { id }" * 400 + " }")
     assert same_place_pairs(many, limit=10) == 79_800
