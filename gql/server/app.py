@@ -66,6 +66,7 @@ from gql.server.metrics import Metrics, MetricsMiddleware
 from gql.server.middleware import RequestMiddleware
 from gql.server.rate_limits import (
     ADDRESS_CONNECTIONS_CLOSE,
+    OPENING_CONNECTIONS_CLOSE,
     PROCESS_CONNECTIONS_CLOSE,
     USER_CONNECTIONS_CLOSE,
     ConnectionLimits,
@@ -103,6 +104,10 @@ class LimitedTransportWS(TransportWSHandler):
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         self.context.client_address = self.client_address()
+        # It now counts as whoever it signs in as, or for its address without a sign-in.
+        ws = getattr(self.websocket, "ws", None)
+        if ws is not None:
+            self.view.connections.release(ws.scope)
         try:
             await super().handle_connection_init(message)
         except ConnectionRefused as refusal:
@@ -172,6 +177,9 @@ class GraphQLView(GraphQL[Context, None]):
             # The protocol of today's clients; its predecessor is no longer maintained.
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            # A connection that sends no connection_init is closed (4408) as soon as a slow
+            # sender would be: it holds a place among the process's connections meanwhile.
+            connection_init_wait_timeout=timedelta(seconds=settings.receive_timeout_s),
         )
         self._context_getter = context_getter
         self._graphiql = graphiql
@@ -320,6 +328,14 @@ class GraphQLView(GraphQL[Context, None]):
         if not self.connections.enter():
             await _close_at_once(scope, receive, send, *PROCESS_CONNECTIONS_CLOSE)
             return
+        # Until its connection_init says who it is, a connection counts among those opening
+        # from its address: else one client could open every connection of the process and
+        # never send it.
+        client = scope.get("client")
+        if not self.connections.admit(None, client[0] if client else None, scope, opening=True):
+            self.connections.leave()
+            await _close_at_once(scope, receive, send, *OPENING_CONNECTIONS_CLOSE)
+            return
         foreground = self.foreground
 
         async def in_turn() -> Message:
@@ -335,6 +351,7 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             await super().__call__(scope, in_turn, send)
         finally:
+            self.connections.release(scope)
             self.connections.leave()
 
 

@@ -31,6 +31,7 @@ MAX_TRACKED_KEYS = 100_000
 RATE_LIMITED_MESSAGE = "Too many requests: slow down and try again after retryAfter seconds."
 USER_CONNECTIONS_CLOSE = (4429, "too many connections for this user")
 ADDRESS_CONNECTIONS_CLOSE = (4429, "too many connections without a sign-in from this address")
+OPENING_CONNECTIONS_CLOSE = (4429, "too many connections opening from this address")
 PROCESS_CONNECTIONS_CLOSE = (1013, "too many connections, try again later")
 
 
@@ -156,7 +157,14 @@ class Anonymous:
     address: str | None
 
 
-Holder = UserId | Anonymous
+@dataclass(frozen=True)
+class Opening:
+    """Connections that have not sent their connection_init yet, known by their address."""
+
+    address: str | None
+
+
+Holder = UserId | Anonymous | Opening
 
 
 class ConnectionLimits:
@@ -180,11 +188,16 @@ class ConnectionLimits:
     def leave(self) -> None:
         self.open -= 1
 
-    def admit(self, user_id: UserId | None, address: str | None, holder: object) -> bool:
-        """Count a connection for a signed-in user, or without one for its address; refuse
-        it when they have enough."""
+    def admit(
+        self, user_id: UserId | None, address: str | None, holder: object, *, opening: bool = False
+    ) -> bool:
+        """Count a connection for a signed-in user, or without one for its address, or while
+        it opens (before its connection_init) for its address apart; refuse it when they
+        have enough."""
         self.release(holder)
-        key: Holder = user_id if user_id is not None else Anonymous(address)
+        key: Holder = (
+            Opening(address) if opening else user_id if user_id is not None else Anonymous(address)
+        )
         if self._users[key] >= self.per_user:
             return False
         self._users[key] += 1

@@ -81,6 +81,40 @@ async def test_connections_without_a_sign_in_get_a_limited_number_per_address(se
             pass
 
 
+async def test_connections_that_send_no_connection_init_are_limited_per_address(server):
+    """Else one client could open every connection of the process and never send a word,
+    leaving everyone else 1013 or 503."""
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=[PROTOCOL], open_timeout=10) as silent:
+        async with websockets.connect(url, subprotocols=[PROTOCOL], open_timeout=10) as second:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(second.recv(), WAIT_FOR_S)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            4429,
+            "too many connections opening from this address",
+        )
+        # Once it has said who it is, it counts as that, and another may open.
+        await silent.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await silent.recv()) == {"type": "connection_ack"}
+        alice = await signed_up(server, "alice@example.com")
+        async with Subscriber.connected(server, token=alice):
+            pass
+
+
+async def test_a_connection_that_sends_no_connection_init_is_closed_in_time(database_url):
+    env = environment(database_url, BANKQL_RECEIVE_TIMEOUT_S="1")
+    started = Server(env).start()
+    try:
+        url = started.url.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(url, subprotocols=[PROTOCOL], open_timeout=10) as silent:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(silent.recv(), WAIT_FOR_S)
+    finally:
+        started.stop()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+
+
 async def test_a_process_past_its_connections_closes_new_ones_with_try_again_later(server):
     alice = await signed_up(server, "alice@example.com")
     async with (

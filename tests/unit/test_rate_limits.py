@@ -115,16 +115,25 @@ def test_connections_are_counted_per_user_and_per_process():
 
 
 def test_connections_without_a_sign_in_are_counted_per_address():
-    """Else one client could hold every connection of the process without signing in."""
+    """Else one client could hold every connection of the process without signing in.
+    Holders are known by their identity, as connections are, so each one is kept alive."""
     limits = ConnectionLimits(per_user=2, per_process=100)
-    held = [object(), object()]
-    assert all(limits.admit(None, "10.0.0.1", holder) for holder in held)
-    assert not limits.admit(None, "10.0.0.1", object())
+    holders = [object() for _ in range(10)]
+    first, second, third, fourth, fifth, opening, other, more, last, after = holders
+    assert limits.admit(None, "10.0.0.1", first) and limits.admit(None, "10.0.0.1", second)
+    assert not limits.admit(None, "10.0.0.1", third)
     # Another address, and a signed-in user from the same one, have their own counts.
-    assert limits.admit(None, "10.0.0.2", object())
-    assert limits.admit(UserId(1), "10.0.0.1", object())
-    limits.release(held[0])
-    assert limits.admit(None, "10.0.0.1", object())
+    assert limits.admit(None, "10.0.0.2", third)
+    assert limits.admit(UserId(1), "10.0.0.1", fourth)
+    limits.release(first)
+    assert limits.admit(None, "10.0.0.1", fifth)
+    # Connections still opening (no connection_init yet) have a count of their own.
+    assert limits.admit(None, "10.0.0.1", opening, opening=True)
+    assert limits.admit(None, "10.0.0.1", other, opening=True)
+    assert not limits.admit(None, "10.0.0.1", more, opening=True)
+    assert not limits.admit(None, "10.0.0.1", opening)  # as itself: its address has two
+    assert limits.admit(None, "10.0.0.1", last, opening=True)
+    assert not limits.admit(None, "10.0.0.1", after, opening=True)
 
 
 def test_sign_in_delays_start_after_the_free_failures_double_and_stop_at_the_cap():
