@@ -39,6 +39,8 @@ BYTES_PER_ERROR = 5600
 TOKENS_PER_UNIT = 100
 # Reading text costs too: a megabyte of one string literal took 200 ms to parse.
 BYTES_PER_UNIT = 4096
+# A document that fails to parse has no token count: about a hundred tokens of text.
+FAILED_BYTES_PER_UNIT = 600
 # Set for each request by the server: who pays for the documents it brings.
 parse_charge: ContextVar[Callable[[int], None] | None] = ContextVar("parse_charge", default=None)
 
@@ -106,12 +108,16 @@ def charge(units: int) -> None:
 
 def charged_parse(query: str, max_tokens: int, **options: Any) -> DocumentNode:
     """graphql-core's parse, its cost told to the request's `parse_charge`. One that fails
-    is charged as a document at the token limit: it is parsed twice (Strawberry's own
-    parse gives the client its error), never remembered, and may have failed anywhere."""
+    is parsed twice (Strawberry's own parse gives the client its error) and never
+    remembered, and its tokens are not known: it is charged by its length, as text of
+    about a hundred tokens a unit, and at the token limit's worth when it stopped there.
+    A typo in a small document costs nothing more."""
     try:
         document = graphql.parse(query, max_tokens=max_tokens, **options)
-    except GraphQLError:
-        charge(max(max_tokens // TOKENS_PER_UNIT, len(query) // BYTES_PER_UNIT))
+    except GraphQLError as error:
+        stopped = "tokens. Parsing aborted" in error.message
+        limit = max_tokens // TOKENS_PER_UNIT if stopped else 0
+        charge(max(limit, len(query) // FAILED_BYTES_PER_UNIT))
         raise
     charge(cost_units(document))
     return document

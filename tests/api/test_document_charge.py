@@ -75,12 +75,16 @@ def test_over_websocket_a_new_document_draws_on_the_rate_too(tmp_path):
     assert kinds[5:] == ["RATE_LIMITED"] * 3
 
 
-async def test_a_document_that_does_not_parse_is_charged_as_one_at_the_token_limit(tmp_path):
-    """It is parsed twice (the second parse gives the client its error), never remembered,
-    and may have failed after any number of tokens: 1 + 20 units each."""
-    answers = await statuses(tmp_path, ["{ " + "__typename " * n + ")" for n in range(1, 8)])
-    assert 429 not in answers[:5]
-    assert answers[5:] == [429, 429]
+async def test_a_large_document_that_does_not_parse_is_charged_by_its_length(tmp_path):
+    """It is parsed twice (the second parse gives the client its error) and never
+    remembered: 1 + 33 units each for about 20 KB, while a typo in a small one costs 1."""
+    broken = ["{ " + f"a{n} " + "__typename " * 1_800 + ")" for n in range(5)]
+    answers = await statuses(tmp_path, broken)
+    assert 429 not in answers[:3]
+    assert answers[3:] == [429, 429]
+    (tmp_path / "typos").mkdir()
+    typos = await statuses(tmp_path / "typos", ["{ viewer { id " + ")" * n for n in range(60)])
+    assert 429 not in typos
 
 
 async def test_a_long_text_is_charged_by_its_length(tmp_path):

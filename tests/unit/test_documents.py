@@ -211,14 +211,16 @@ def test_a_parse_tells_the_request_its_cost_once_per_new_document():
         with pytest.raises(GraphQLError):
             documents.parse("{ " + "a " * 5_000 + "}")  # stopped at the limit: its worth
         with pytest.raises(GraphQLError):
-            documents.parse("{ (")  # any failure: parsed twice, and never remembered
+            documents.parse("{ (")  # a typo in a small document: nothing more
+        with pytest.raises(GraphQLError):
+            documents.parse("{ " + "__typename " * 1_800 + ")")  # failed late: its length
         documents.parse('{ viewer(a: "' + "x" * 100_000 + '") { id } }')  # few tokens, long
     finally:
         parse_charge.reset(token)
-    assert charged == [5, 20, 20, 24]
+    assert charged == [5, 20, 33, 24]
     # Without a request to charge (the server's own parses), nothing is told.
     Documents(max_tokens=2000).parse("{ viewer { id } }")
-    assert charged == [5, 20, 20, 24]
+    assert charged == [5, 20, 33, 24]
 
 
 def test_each_validation_run_tells_the_request_its_cost():
