@@ -105,17 +105,21 @@ class LimitedTransportWS(TransportWSHandler):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         self.context.client_address = self.client_address()
         # It now counts as whoever it signs in as, or for its address without a sign-in.
-        ws = getattr(self.websocket, "ws", None)
-        if ws is not None:
-            self.view.connections.release(ws.scope)
+        socket = self.socket()
+        if socket is not None:
+            self.view.connections.release(socket.scope)
         try:
             await super().handle_connection_init(message)
         except ConnectionRefused as refusal:
             await self.websocket.close(code=refusal.code, reason=refusal.reason)
 
+    def socket(self) -> WebSocket | None:
+        """Starlette's WebSocket under Strawberry's adapter (its scope, its client)."""
+        return getattr(self.websocket, "ws", None)
+
     def client_address(self) -> str | None:
-        client = getattr(getattr(self.websocket, "ws", None), "client", None)
-        return client.host if client else None
+        socket = self.socket()
+        return socket.client.host if socket is not None and socket.client else None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:

@@ -1,9 +1,10 @@
 """Limits that keep one client from slowing the bank for everyone else.
 
 Request rates are token buckets per signed-in user, and per client address for requests
-without a valid token. A request takes one token, and one more for each hundred tokens of a
-document the process had not parsed yet: a large new document costs a process far more than
-a request for one it remembers. They live in each process's memory: a bucket in the database would
+without a valid token. A request takes one token, and more for each parse and validation of
+a document it causes (gql/schema/documents.py): a large new document costs a process far
+more than a request for one it remembers. They live in each process's memory: a bucket in
+the database would
 cost every request a round trip. WebSocket connections are counted per user and per process.
 Failed sign-ins per email address are the exception: they are kept in the database (see
 domain/throttle.py), so that every process applies the same delay.
@@ -109,17 +110,19 @@ class RequestLimits:
         self.addresses = addresses
         self.on_refusal = on_refusal
 
-    def wait(self, user_id: UserId | None, address: str | None) -> float:
+    def _bucket_of(self, user_id: UserId | None, address: str | None) -> tuple[RateLimiter, object]:
         if user_id is not None:
-            return self.users.take(user_id)
-        return self.addresses.take(address or "unknown")
+            return self.users, user_id
+        return self.addresses, address or "unknown"
+
+    def wait(self, user_id: UserId | None, address: str | None) -> float:
+        limiter, key = self._bucket_of(user_id, address)
+        return limiter.take(key)
 
     def charge(self, user_id: UserId | None, address: str | None, units: float) -> None:
         """Take `units` more from the bucket the request drew on."""
-        if user_id is not None:
-            self.users.charge(user_id, units)
-        else:
-            self.addresses.charge(address or "unknown", units)
+        limiter, key = self._bucket_of(user_id, address)
+        limiter.charge(key, units)
 
     def refusal(self, user_id: UserId | None, address: str | None) -> RateLimited | None:
         wait = self.wait(user_id, address)
@@ -151,20 +154,15 @@ def retry_after_of(errors: list[GraphQLError] | None) -> int | None:
 
 
 @dataclass(frozen=True)
-class Anonymous:
-    """Connections without a sign-in, known by the address they come from."""
+class Address:
+    """Connections without a sign-in from one address: those that have said so in their
+    connection_init, or, counted apart, those that have not sent it yet (`opening`)."""
 
     address: str | None
+    opening: bool
 
 
-@dataclass(frozen=True)
-class Opening:
-    """Connections that have not sent their connection_init yet, known by their address."""
-
-    address: str | None
-
-
-Holder = UserId | Anonymous | Opening
+Holder = UserId | Address
 
 
 class ConnectionLimits:
@@ -175,7 +173,7 @@ class ConnectionLimits:
         self.per_user = per_user
         self.per_process = per_process
         self.open = 0
-        self._users: Counter[Holder] = Counter()
+        self._counts: Counter[Holder] = Counter()
         self._holders: dict[int, Holder] = {}
 
     def enter(self) -> bool:
@@ -195,21 +193,21 @@ class ConnectionLimits:
         it opens (before its connection_init) for its address apart; refuse it when they
         have enough."""
         self.release(holder)
-        key: Holder = (
-            Opening(address) if opening else user_id if user_id is not None else Anonymous(address)
-        )
-        if self._users[key] >= self.per_user:
+        key: Holder = Address(address, opening)
+        if user_id is not None and not opening:
+            key = user_id
+        if self._counts[key] >= self.per_user:
             return False
-        self._users[key] += 1
+        self._counts[key] += 1
         self._holders[id(holder)] = key
         return True
 
     def release(self, holder: object) -> None:
         key = self._holders.pop(id(holder), None)
         if key is not None:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key]
+            self._counts[key] -= 1
+            if not self._counts[key]:
+                del self._counts[key]
 
 
 class ConnectionRefused(Exception):
